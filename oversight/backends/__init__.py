@@ -1,0 +1,31 @@
+"""Backends: the only place that touches a model."""
+
+from oversight.backends._base import (
+    Backend,
+    ChatPrompt,
+    ChoiceRequest,
+    ChoiceResult,
+    Generation,
+)
+from oversight.backends._default_model import (
+    DEFAULT_MODEL,
+    cache_dir,
+    default_model_path,
+    fetch_gguf,
+)
+from oversight.backends._function import FunctionBackend
+from oversight.backends._transformers import TransformersBackend
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Backend",
+    "ChatPrompt",
+    "ChoiceRequest",
+    "ChoiceResult",
+    "FunctionBackend",
+    "Generation",
+    "TransformersBackend",
+    "cache_dir",
+    "default_model_path",
+    "fetch_gguf",
+]

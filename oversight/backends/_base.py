@@ -1,0 +1,71 @@
+"""The backend contract: the only code that touches a model.
+
+A backend answers two calls: the log-probabilities of a few choice strings after each prompt
+(one forward pass gives a verdict with a probability), and text generation (rationales,
+critiques, revisions). Any object with these methods is a backend; no base class is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """Chat messages, plus text the assistant's turn already starts with."""
+
+    messages: tuple[Message, ...]
+    assistant_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class ChoiceRequest:
+    """Score `choices` as the continuation of `prompt`.
+
+    `context` carries the structured request (item, principle, order, mode) for backends that
+    judge without a language model, such as FunctionBackend; model backends ignore it.
+    """
+
+    prompt: ChatPrompt
+    choices: tuple[str, ...]
+    context: Any = None
+
+
+@dataclass
+class ChoiceResult:
+    """log P(choice | prompt) for each choice, or raw text for backends without log-probs.
+
+    Exactly one of `logprobs` and `text` is set, unless `error` is.
+    """
+
+    logprobs: tuple[float, ...] | None = None
+    text: str | None = None
+    tokens: int = 0
+    latency_s: float = 0.0
+    top: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a critic needs from a model. `fingerprint` must change whenever outputs could."""
+
+    model_id: str
+
+    def fingerprint(self) -> str: ...
+
+    def score_choices(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]: ...
+
+    def generate(self, prompts: list[ChatPrompt], *, max_new_tokens: int = 128,
+                 temperature: float = 0.0, seed: int = 0) -> list[Generation]: ...

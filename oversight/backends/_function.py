@@ -1,0 +1,87 @@
+"""FunctionBackend: a plain Python callable or rule acts as a critic's model.
+
+The callable receives the structured request (`JudgeContext`: item, shown order, principle,
+mode, choices) and returns one of:
+
+* a choice string (e.g. "A", "Yes", "7") -- a deterministic verdict;
+* a mapping {choice: probability};
+* a float -- the probability of the first choice (binary choices only);
+* any other string -- raw text, which the critic parses (unparseable text abstains);
+* None -- abstain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from oversight.backends._base import ChatPrompt, ChoiceRequest, ChoiceResult, Generation
+
+
+class FunctionBackend:
+    def __init__(self, judge: Callable[[Any], Any],
+                 generate: Callable[[ChatPrompt], str] | None = None,
+                 name: str | None = None) -> None:
+        self._judge = judge
+        self._generate = generate
+        self.model_id = name or f"function:{getattr(judge, '__qualname__', repr(judge))}"
+
+    def fingerprint(self) -> str:
+        try:
+            src = inspect.getsource(self._judge)
+        except (OSError, TypeError):
+            src = repr(self._judge)
+        return f"{self.model_id}#{hashlib.sha256(src.encode()).hexdigest()[:12]}"
+
+    def score_choices(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
+        out = []
+        for req in requests:
+            t0 = time.perf_counter()
+            try:
+                verdict = self._judge(req.context if req.context is not None else req)
+            except Exception as exc:  # a user's rule failing must not kill the run
+                out.append(ChoiceResult(error=f"{type(exc).__name__}: {exc}",
+                                        latency_s=time.perf_counter() - t0))
+                continue
+            out.append(self._to_result(verdict, req.choices, time.perf_counter() - t0))
+        return out
+
+    @staticmethod
+    def _to_result(verdict: Any, choices: tuple[str, ...], latency: float) -> ChoiceResult:
+        def logs(probs: list[float]) -> tuple[float, ...]:
+            return tuple(math.log(p) if p > 0 else -math.inf for p in probs)
+
+        if verdict is None:
+            return ChoiceResult(text="", latency_s=latency)
+        if isinstance(verdict, str):
+            stripped = verdict.strip()
+            if stripped in choices:
+                return ChoiceResult(logprobs=logs([float(c == stripped) for c in choices]),
+                                    latency_s=latency)
+            return ChoiceResult(text=verdict, latency_s=latency)
+        if isinstance(verdict, Mapping):
+            unknown = set(verdict) - set(choices)
+            if unknown:
+                return ChoiceResult(error=f"returned unknown choices {sorted(unknown)}; "
+                                    f"valid: {list(choices)}", latency_s=latency)
+            return ChoiceResult(logprobs=logs([float(verdict.get(c, 0.0)) for c in choices]),
+                                latency_s=latency)
+        if isinstance(verdict, (int, float)) and not isinstance(verdict, bool):
+            p = float(verdict)
+            if len(choices) != 2 or not 0.0 <= p <= 1.0:
+                return ChoiceResult(error=f"returned {p!r}: a float verdict must be a "
+                                    "probability in [0, 1] for two choices", latency_s=latency)
+            return ChoiceResult(logprobs=logs([p, 1.0 - p]), latency_s=latency)
+        return ChoiceResult(error=f"returned {type(verdict).__name__}; expected a choice "
+                            "string, a {choice: prob} mapping, a float or None",
+                            latency_s=latency)
+
+    def generate(self, prompts: list[ChatPrompt], *, max_new_tokens: int = 128,
+                 temperature: float = 0.0, seed: int = 0) -> list[Generation]:
+        if self._generate is None:
+            raise NotImplementedError(f"{self.model_id} was built without a generate function")
+        return [Generation(text=self._generate(p)) for p in prompts]

@@ -1,0 +1,162 @@
+"""The `oversight` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from oversight.errors import OversightError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Multi-critic oversight of language models.")
+constitution_app = typer.Typer(no_args_is_help=True, help="Validate and inspect constitutions.")
+model_app = typer.Typer(no_args_is_help=True, help="The embedded default model.")
+app.add_typer(constitution_app, name="constitution")
+app.add_typer(model_app, name="model")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: BaseException) -> NoReturn:
+    err.print(f"error: {exc}", highlight=False, markup=False)
+    raise typer.Exit(2)
+
+
+@constitution_app.command("validate")
+def constitution_validate(files: list[Path] = typer.Argument(..., help="TOML files")) -> None:
+    """Validate constitution files; print each one's name, principle count and hash."""
+    from oversight.constitution import load_constitution
+
+    bad = 0
+    for f in files:
+        try:
+            c = load_constitution(f)
+        except OversightError as exc:
+            err.print(f"error: {exc}", highlight=False, markup=False)
+            bad += 1
+            continue
+        console.print(f"ok {f}: {c.name} v{c.version}, {len(c)} principles, hash {c.hash}",
+                      highlight=False)
+    if bad:
+        raise typer.Exit(2)
+
+
+@constitution_app.command("show")
+def constitution_show(file: Path) -> None:
+    """Show a constitution's principles as a table."""
+    from oversight.constitution import load_constitution
+
+    try:
+        c = load_constitution(file)
+    except OversightError as exc:
+        _fail(exc)
+    t = Table(title=f"{c.name} v{c.version} (hash {c.hash})", caption=c.description,
+              show_lines=True)
+    for col in ("id", "kind", "weight", "statement", "comparison question"):
+        t.add_column(col)
+    for p in c.principles:
+        t.add_row(p.id, "[red]veto[/]" if p.kind == "veto" else p.kind, f"{p.weight:g}",
+                  p.statement, p.comparison_question)
+    console.print(t)
+
+
+@model_app.command("fetch")
+def model_fetch() -> None:
+    """Fetch and convert the default model now (otherwise done on first use)."""
+    from oversight.backends import default_model_path
+
+    try:
+        path = default_model_path(log=lambda m: err.print(m, highlight=False, markup=False))
+    except OversightError as exc:
+        _fail(exc)
+    console.print(f"default model ready: {path}", highlight=False)
+
+
+@app.command()
+def demo(
+    limit: Optional[int] = typer.Option(None, help="Judge only the first N example pairs."),
+    principles: int = typer.Option(1, help="Principles sampled per pair and critic (CAI-style)."),
+    store: Optional[Path] = typer.Option(None, help="Keep judgments in this store directory."),
+) -> None:
+    """Judge ~24 built-in pairs with a 3-critic panel on the embedded SmolLM2 model."""
+    from oversight.cli._demo import run_demo
+
+    try:
+        run_demo(console, limit=limit, principles=principles, store=store)
+    except OversightError as exc:
+        _fail(exc)
+
+
+@app.command()
+def judge(
+    panel: Path = typer.Option(..., help="Python file defining `panel` or `build_panel()`. "
+                               "Loading it RUNS that file's code: only use files you trust."),
+    data: Path = typer.Option(..., help=".jsonl or .parquet with pairs, TRL or HH rows."),
+    out: Path = typer.Option(..., help="Run directory: judgments.parquet + the store."),
+    limit: Optional[int] = typer.Option(None, help="Judge only the first N items."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad rows."),
+    seed: int = typer.Option(0, help="Seed for the position of `chosen` in labelled data."),
+    batch_size: int = typer.Option(16, help="Judgments per backend call and per store commit."),
+    resume: bool = typer.Option(True, "--resume/--fresh",
+                                help="Reuse judgments already in the store (default)."),
+) -> None:
+    """Run a panel over a data file. Resumes from the run directory's store by default."""
+    from oversight.cli._panelfile import load_panel
+    from oversight.cli._progress import judging_progress
+    from oversight.cli._tables import run_summary
+    from oversight.data import load_comparisons
+    from oversight.store import JudgmentStore
+
+    try:
+        p = load_panel(panel)
+        items = load_comparisons(data, seed=seed, skip_bad=skip_bad, limit=limit)
+        out.mkdir(parents=True, exist_ok=True)
+        db_path = out / "judgments.sqlite"
+        if not resume and db_path.exists():
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        console.print(f"{p!r}: {len(items)} items from {data}"
+                      + (f", {len(items.skipped)} bad rows skipped" if items.skipped else ""),
+                      highlight=False)
+        for row, reason in items.skipped[:5]:
+            err.print(f"skipped: {reason}", highlight=False, markup=False)
+        with JudgmentStore(db_path) as db:
+            before = db.count()
+            t0 = time.perf_counter()
+            with judging_progress(console) as progress:
+                result = p.judge(items, store=db, batch_size=batch_size, progress=progress)
+            seconds = time.perf_counter() - t0
+            computed = db.count() - before
+        result.judgments.to_parquet(out / "judgments.parquet", index=False)
+        summary = result.summary()
+        summary.astype({c: str for c in summary.columns if c.endswith("verdict")}) \
+            .to_parquet(out / "summary.parquet", index=False)
+        (out / "run.json").write_text(json.dumps({
+            "panel": str(panel), "data": str(data), "items": len(items), "seed": seed,
+            "skipped": items.skipped, "critics": result.critics,
+            "status_counts": result.status_counts(), "seconds": seconds, "computed": computed,
+        }, indent=2))
+        run_summary(console, result, seconds, computed)
+        console.print(f"wrote {out}/judgments.parquet, summary.parquet, run.json, "
+                      "judgments.sqlite", highlight=False)
+    except OversightError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("interrupted: every finished batch is in the store; rerun to resume")
+        raise typer.Exit(130) from None
+
+
+def main() -> None:
+    try:
+        app()
+    except OversightError as exc:  # a last guard: never a traceback for bad input
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,59 @@
+"""`oversight demo`: three critics with distinct constitutions on the embedded SmolLM2."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from oversight.backends import TransformersBackend
+from oversight.cli._progress import judging_progress
+from oversight.cli._tables import pairs_table
+from oversight.constitution import builtin
+from oversight.critics import Critic
+from oversight.data import demo_pairs_path, load_comparisons
+from oversight.panel import Panel
+
+DEMO_CONSTITUTIONS = ("harmlessness", "helpfulness", "honesty")
+
+
+def demo_panel(backend: TransformersBackend, principles: int = 1) -> Panel:
+    """Harmlessness, helpfulness and honesty critics sharing one model: checks and balances."""
+    return Panel([Critic(builtin(name), backend, principles=principles, swap=True)
+                  for name in DEMO_CONSTITUTIONS], name="demo")
+
+
+def run_demo(console: Console, *, limit: int | None = None, principles: int = 1,
+             store: Path | None = None) -> None:
+    t_start = time.perf_counter()
+    backend = TransformersBackend()
+    console.print("Loading the default model (SmolLM2-135M-Instruct; fetched and converted on "
+                  "first use)...")
+    backend.load()
+    console.print(f"model loaded in {backend.load_seconds:.1f} s", highlight=False)
+    items = load_comparisons(demo_pairs_path(), limit=limit)
+    panel = demo_panel(backend, principles)
+    topics = {it.id: str(it.meta.get("topic", "")) for it in items}
+    with tempfile.TemporaryDirectory() as tmp:
+        db = store or Path(tmp)
+        t0 = time.perf_counter()
+        with judging_progress(console, "demo") as progress:
+            result = panel.judge(items, store=db, progress=progress)
+        judge_s = time.perf_counter() - t0
+    console.print(pairs_table(result, f"{panel.name}: {len(items)} pairs, "
+                              f"{len(result.judgment_rows)} judgments (both orders, "
+                              f"{principles} principle(s) per critic and pair)", topics))
+    flips = result.position_flips()
+    console.print("Position bias: " + ", ".join(
+        f"{r.critic} mean P(first shown)={r.mean_p_first:.2f}, flip rate={r.flip_rate:.2f}"
+        for r in flips.itertuples()), highlight=False)
+    console.print("P(A) averages both orders, so position bias cancels; SmolLM2-135M is a weak "
+                  "judge, and P(A) near 0.5 means no preference beyond position.", style="dim")
+    split = int(result.summary()["disagree"].sum())
+    console.print(f"{split} of {len(items)} pairs split the panel. Judging took {judge_s:.1f} s "
+                  f"({len(result.judgment_rows) / judge_s:.2f} judgments/s); total "
+                  f"{time.perf_counter() - t_start:.1f} s.", highlight=False)
+    console.print(json.dumps(result.status_counts()), style="dim")

@@ -1,0 +1,262 @@
+"""A Critic is one constitution bound to one backend, with a judging mode.
+
+Modes:
+  pairwise  P(first shown is better) from the normalised log-probs of "A"/"B";
+  score     the expected 1-10 score over the digit tokens;
+  passfail  P(the response upholds the principle) from "Yes"/"No".
+
+Options: position swap (both orders kept, so position bias is measurable), principle sampling
+(k per item with a seed, as in the CAI paper), and a rationale generated before the verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from oversight.backends import Backend, ChatPrompt, ChoiceRequest, ChoiceResult
+from oversight.constitution import Constitution, Principle, load_constitution
+from oversight.critics import _templates as T
+from oversight.critics._judgment import Judgment, Mode
+from oversight.critics._parse import normalize, parse_choice
+from oversight.data import Comparison
+
+MODES = ("pairwise", "score", "passfail")
+
+
+@dataclass(frozen=True)
+class JudgeContext:
+    """What a FunctionBackend sees: the structured request behind a prompt."""
+
+    item: Comparison
+    shown: tuple[int, ...]
+    principle: Principle
+    mode: str
+    choices: tuple[str, ...]
+
+    @property
+    def responses(self) -> tuple[str, ...]:
+        """The responses in the order shown."""
+        return tuple(self.item.responses[i] for i in self.shown)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One judgment to compute: an item, a principle and the order the responses are shown."""
+
+    item: Comparison
+    principle: Principle
+    shown: tuple[int, ...]
+
+    @property
+    def order(self) -> str:
+        return ",".join(str(i) for i in self.shown)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.item.id, self.principle.id, self.order)
+
+
+class Critic:
+    """One constitution, one backend, one mode. See the module docstring for options."""
+
+    def __init__(self, constitution: Constitution | str | Path, backend: Backend, *,
+                 mode: Mode = "pairwise", name: str | None = None, swap: bool = True,
+                 principles: str | int | Sequence[str] = "all", seed: int = 0,
+                 rationale: bool = False, rationale_tokens: int = 96,
+                 min_choice_mass: float = 0.0, weight: float = 1.0, veto: bool = False) -> None:
+        if not isinstance(constitution, Constitution):
+            constitution = load_constitution(constitution)
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} is not valid; use one of {', '.join(MODES)}")
+        if isinstance(principles, int) and not isinstance(principles, bool):
+            if not 1 <= principles <= len(constitution):
+                raise ValueError(f"principles={principles} must be between 1 and "
+                                 f"{len(constitution)} for constitution '{constitution.name}'")
+        elif isinstance(principles, str):
+            if principles != "all":
+                raise ValueError(f"principles={principles!r}: use 'all', an int k, or a list "
+                                 "of principle ids")
+        else:
+            for pid in principles:
+                constitution[pid]  # raises KeyError naming the valid ids
+        if not 0.0 <= min_choice_mass < 1.0:
+            raise ValueError(f"min_choice_mass={min_choice_mass} must be in [0, 1)")
+        if weight <= 0:
+            raise ValueError(f"weight={weight} must be > 0")
+        self.constitution = constitution
+        self.backend = backend
+        self.mode: Mode = mode
+        self.name = name or constitution.name
+        self.swap = swap
+        self.principles = principles
+        self.seed = seed
+        self.rationale = rationale
+        self.rationale_tokens = rationale_tokens
+        self.min_choice_mass = min_choice_mass
+        self.weight = weight
+        self.veto = veto
+
+    def __repr__(self) -> str:
+        return (f"Critic(name={self.name!r}, constitution={self.constitution.name}@"
+                f"{self.constitution.hash}, model={self.backend.model_id!r}, mode={self.mode!r})")
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """Model + constitution hash + template + mode + verdict options: keys the cache."""
+        doc = {
+            "backend": self.backend.fingerprint(),
+            "constitution": self.constitution.hash,
+            "template": T.TEMPLATE_VERSION,
+            "mode": self.mode,
+            "rationale": [self.rationale, self.rationale_tokens],
+            "min_choice_mass": self.min_choice_mass,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "constitution": self.constitution.name,
+            "constitution_hash": self.constitution.hash, "model": self.backend.model_id,
+            "mode": self.mode, "swap": self.swap,
+            "principles": self.principles if isinstance(self.principles, (str, int))
+            else list(self.principles),
+            "seed": self.seed, "rationale": self.rationale, "weight": self.weight,
+            "veto": self.veto, "template": T.TEMPLATE_VERSION, "fingerprint": self.fingerprint,
+        }
+
+    # -- what to judge ---------------------------------------------------------------------
+    def select_principles(self, item: Comparison) -> list[Principle]:
+        all_p = list(self.constitution.principles)
+        if self.principles == "all":
+            return all_p
+        if isinstance(self.principles, int):
+            rng = random.Random(f"{self.seed}:{self.name}:{item.id}")
+            chosen = set(p.id for p in rng.sample(all_p, self.principles))
+            return [p for p in all_p if p.id in chosen]
+        wanted = set(self.principles)
+        return [p for p in all_p if p.id in wanted]
+
+    def orders(self, item: Comparison) -> list[tuple[int, ...]]:
+        if self.mode != "pairwise":
+            return [(i,) for i in range(item.k)]
+        out: list[tuple[int, ...]] = []
+        for i, j in combinations(range(item.k), 2):
+            out.append((i, j))
+            if self.swap:
+                out.append((j, i))
+        return out
+
+    def tasks(self, items: Iterable[Comparison]) -> list[Task]:
+        return [Task(item, p, shown) for item in items for p in self.select_principles(item)
+                for shown in self.orders(item)]
+
+    # -- judging ---------------------------------------------------------------------------
+    def _choices(self) -> tuple[str, ...]:
+        base = {"pairwise": T.PAIRWISE_CHOICES, "score": T.SCORE_CHOICES,
+                "passfail": T.PASSFAIL_CHOICES}[self.mode]
+        return T.spaced(base) if self.rationale else base
+
+    def _prompt(self, task: Task, rationale: str | None) -> ChatPrompt:
+        if self.mode == "pairwise":
+            return T.pairwise_prompt(task.item, task.shown, task.principle, rationale)
+        if self.mode == "score":
+            return T.score_prompt(task.item, task.shown[0], task.principle, rationale)
+        return T.passfail_prompt(task.item, task.shown[0], task.principle, rationale)
+
+    def judge_tasks(self, tasks: Sequence[Task]) -> list[Judgment]:
+        """Judge a batch of tasks in one backend call (plus one generation call for rationales)."""
+        if not tasks:
+            return []
+        rationales: list[str | None] = [None] * len(tasks)
+        gen_tokens = [0] * len(tasks)
+        gen_latency = [0.0] * len(tasks)
+        if self.rationale:
+            gens = self.backend.generate(
+                [T.rationale_prompt(self._prompt(t, "")) for t in tasks],
+                max_new_tokens=self.rationale_tokens)
+            for i, g in enumerate(gens):
+                rationales[i] = g.text
+                gen_tokens[i] = g.prompt_tokens + g.completion_tokens
+                gen_latency[i] = g.latency_s
+        choices = self._choices()
+        requests = [ChoiceRequest(self._prompt(t, rationales[i]), choices,
+                                  JudgeContext(t.item, t.shown, t.principle, self.mode,
+                                               choices))
+                    for i, t in enumerate(tasks)]
+        results = self.backend.score_choices(requests)
+        if len(results) != len(tasks):
+            raise RuntimeError(f"backend {self.backend.model_id} returned {len(results)} "
+                               f"results for {len(tasks)} requests")
+        out = []
+        for i, (task, res) in enumerate(zip(tasks, results)):
+            j = self._verdict(task, res, choices)
+            j.rationale = rationales[i]
+            j.tokens += gen_tokens[i]
+            j.latency_s += gen_latency[i]
+            out.append(j)
+        return out
+
+    def judge(self, items: Iterable[Comparison]) -> list[Judgment]:
+        """Judge items directly (no cache). Panels add caching and progress on top."""
+        return self.judge_tasks(self.tasks(items))
+
+    def _verdict(self, task: Task, res: ChoiceResult, choices: tuple[str, ...]) -> Judgment:
+        j = Judgment(
+            item_id=task.item.id, critic=self.name, fingerprint=self.fingerprint,
+            model=self.backend.model_id, constitution=self.constitution.name,
+            constitution_hash=self.constitution.hash, principle=task.principle.id,
+            principle_kind=task.principle.kind, principle_weight=task.principle.weight,
+            template=T.TEMPLATE_VERSION, order=task.order, mode=self.mode, value=None,
+            status="ok", tokens=res.tokens, latency_s=res.latency_s)
+        if res.error is not None:
+            j.status, j.reason, j.raw = "error", res.error, res.text
+            return j
+        if res.logprobs is not None:
+            probs, mass = normalize(res.logprobs)
+            if self.mode == "score":
+                probs, mass = _score_probs(res.logprobs)
+            j.raw = json.dumps({"choices": dict(zip(choices, [round(p, 6) for p in probs])),
+                                "top": res.top}, ensure_ascii=False)
+            j.choice_mass = mass
+            if not all(math.isfinite(p) for p in probs) or mass <= 0.0:
+                j.status, j.reason = "abstain", "no probability on any choice"
+            elif mass < self.min_choice_mass:
+                j.status, j.reason = "abstain", (
+                    f"choice tokens hold {mass:.3g} of the probability, below "
+                    f"min_choice_mass={self.min_choice_mass}")
+            else:
+                j.value = _value(self.mode, probs)
+            return j
+        j.raw = res.text
+        picked, reason = parse_choice(res.text or "", [c.strip() for c in choices])
+        if picked is None:
+            j.status, j.reason = "abstain", reason
+            return j
+        onehot = [1.0 if c.strip() == picked else 0.0 for c in choices]
+        j.value = _value(self.mode, onehot)
+        return j
+
+
+def _score_probs(logprobs: Sequence[float]) -> tuple[list[float], float]:
+    """Digit probabilities for scores 1..10; P("1") includes P("10"), so subtract it."""
+    p = [math.exp(lp) if math.isfinite(lp) else 0.0 for lp in logprobs]
+    p[0] = max(p[0] - p[9], 0.0)
+    mass = sum(p)
+    if mass <= 0:
+        return [math.nan] * len(p), 0.0
+    return [x / mass for x in p], mass
+
+
+def _value(mode: str, probs: Sequence[float]) -> float:
+    if mode == "score":
+        return float(sum((i + 1) * p for i, p in enumerate(probs)))
+    return float(probs[0])

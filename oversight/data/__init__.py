@@ -1,0 +1,22 @@
+"""Data in: comparisons from JSONL, Parquet, Hugging Face datasets, or Python rows."""
+
+from oversight.data._comparison import Comparison, Message
+from oversight.data._loaders import (
+    Comparisons,
+    demo_pairs_path,
+    load_comparisons,
+    row_to_comparison,
+    split_hh_dialogue,
+)
+from oversight.errors import DataError
+
+__all__ = [
+    "Comparison",
+    "Comparisons",
+    "DataError",
+    "Message",
+    "demo_pairs_path",
+    "load_comparisons",
+    "row_to_comparison",
+    "split_hh_dialogue",
+]

@@ -1,0 +1,265 @@
+"""Panel: several critics judging the same items, with a cached, resumable run.
+
+`panel.judge(data, store=...)` returns a PanelResult holding the long-format judgments table
+and a simple per-item summary (each critic's support, a majority verdict, a disagreement
+marker). The full aggregation layer lives in `oversight.aggregate`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oversight.critics import JUDGMENT_COLUMNS, Critic, Judgment
+from oversight.data import Comparison, load_comparisons
+from oversight.panel._stats import wilson_ci
+from oversight.store import JudgmentStore
+
+Progress = Callable[[int, int, str], None]
+
+
+class Panel:
+    """Critics acting as checks and balances on each other."""
+
+    def __init__(self, critics: Sequence[Critic], *, name: str = "panel") -> None:
+        critics = list(critics)
+        if not critics:
+            raise ValueError("a Panel needs at least one critic")
+        names = [c.name for c in critics]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"critic names must be unique; repeated: {', '.join(dupes)} "
+                             "(pass name=... to Critic)")
+        self.critics = critics
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Panel({self.name!r}, critics={[c.name for c in self.critics]})"
+
+    def plan(self, items: Sequence[Comparison]) -> dict[str, list[Any]]:
+        return {c.name: c.tasks(items) for c in self.critics}
+
+    def judge(self, data: Any, *, store: JudgmentStore | str | Path | None = None,
+              batch_size: int = 16, progress: Progress | None = None, seed: int = 0,
+              skip_bad: bool = False, limit: int | None = None) -> PanelResult:
+        """Judge every item with every critic. With a store, only missing keys are computed."""
+        loaded = load_comparisons(data, seed=seed, skip_bad=skip_bad, limit=limit)
+        items, skipped = list(loaded), loaded.skipped
+        own_store = isinstance(store, (str, Path))
+        db = JudgmentStore(store) if isinstance(store, (str, Path)) else store
+        try:
+            plan = self.plan(items)
+            total = sum(len(t) for t in plan.values())
+            done_count = 0
+            collected: list[Judgment] = []
+            todo: list[tuple[Critic, list[Any]]] = []
+            if db is not None:
+                db.put_items(items)
+            for critic in self.critics:
+                tasks = plan[critic.name]
+                if db is not None:
+                    db.put_critic(critic.config())
+                    done = db.done_keys(critic.fingerprint)
+                    missing = [t for t in tasks if t.key not in done]
+                else:
+                    missing = tasks
+                done_count += len(tasks) - len(missing)
+                todo.append((critic, missing))
+            if progress:
+                progress(done_count, total, "cached")
+            for critic, missing in todo:
+                for start in range(0, len(missing), batch_size):
+                    chunk = missing[start:start + batch_size]
+                    out = critic.judge_tasks(chunk)
+                    if db is not None:
+                        db.put(out)
+                    else:
+                        collected.extend(out)
+                    done_count += len(chunk)
+                    if progress:
+                        progress(done_count, total, critic.name)
+            if db is not None:
+                wanted = {c.fingerprint: {t.key for t in plan[c.name]} for c in self.critics}
+                collected = []
+                for fp, keys in wanted.items():
+                    collected.extend(j for j in db.judgments(fingerprint=fp)
+                                     if (j.item_id, j.principle, j.order) in keys)
+        finally:
+            if own_store and db is not None:
+                db.close()
+        # A critic name can only map to one fingerprint within a run.
+        names = {c.fingerprint: c.name for c in self.critics}
+        for j in collected:
+            j.critic = names.get(j.fingerprint, j.critic)
+        return PanelResult(items=items, judgment_rows=collected,
+                           critics=[c.config() for c in self.critics], skipped=list(skipped))
+
+
+@dataclass
+class PanelResult:
+    """Judgments with provenance, plus a simple per-item summary."""
+
+    items: list[Comparison]
+    judgment_rows: list[Judgment]
+    critics: list[dict[str, Any]]
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def critic_names(self) -> list[str]:
+        return [c["name"] for c in self.critics]
+
+    @property
+    def judgments(self) -> Any:
+        """The long-format judgments table (pandas), one row per judgment."""
+        import pandas as pd
+
+        df = pd.DataFrame([j.to_dict() for j in self.judgment_rows], columns=JUDGMENT_COLUMNS)
+        return df
+
+    # -- simple aggregation ----------------------------------------------------------------
+    def support(self, orders: str = "all") -> dict[tuple[str, str], list[float]]:
+        """Per (item, critic): each response's weighted mean support.
+
+        Pairwise: the mean probability that the response wins its comparisons; score: mean
+        expected score; passfail: mean P(pass). `orders="first"` keeps only judgments with the
+        lower index shown first (no position swap); `orders="swapped"` only the reverse.
+        """
+        k_of = {it.id: it.k for it in self.items}
+        num: dict[tuple[str, str], list[float]] = {}
+        den: dict[tuple[str, str], list[float]] = {}
+        for j in self.judgment_rows:
+            if j.status != "ok" or j.value is None or j.item_id not in k_of:
+                continue
+            shown = j.shown
+            if j.mode == "pairwise" and orders != "all":
+                forward = shown[0] < shown[1]
+                if (orders == "first") != forward:
+                    continue
+            key = (j.item_id, j.critic)
+            if key not in num:
+                num[key] = [0.0] * k_of[j.item_id]
+                den[key] = [0.0] * k_of[j.item_id]
+            w = j.principle_weight
+            if j.mode == "pairwise":
+                a, b = shown
+                num[key][a] += w * j.value
+                den[key][a] += w
+                num[key][b] += w * (1.0 - j.value)
+                den[key][b] += w
+            else:
+                num[key][shown[0]] += w * j.value
+                den[key][shown[0]] += w
+        return {k: [n / d if d > 0 else math.nan for n, d in zip(num[k], den[k])]
+                for k in num}
+
+    def verdicts(self, orders: str = "all") -> dict[tuple[str, str], int | str]:
+        """Per (item, critic): the index of the best-supported response, 'tie' or 'abstain'."""
+        sup = self.support(orders)
+        out: dict[tuple[str, str], int | str] = {}
+        for it in self.items:
+            for name in self.critic_names:
+                s = sup.get((it.id, name))
+                out[(it.id, name)] = "abstain" if s is None else _argmax(s)
+        return out
+
+    def summary(self, orders: str = "all") -> Any:
+        """One row per item: each critic's support for response A (or its verdict for K-way),
+        the panel's majority verdict, the mean P(A), and a disagreement marker."""
+        import pandas as pd
+
+        sup = self.support(orders)
+        ver = self.verdicts(orders)
+        rows = []
+        for it in self.items:
+            row: dict[str, Any] = {"item_id": it.id, "k": it.k, "reference": it.reference}
+            votes: dict[int, int] = defaultdict(int)
+            p_first = []
+            for name in self.critic_names:
+                s = sup.get((it.id, name))
+                row[f"{name}"] = s[0] if s is not None else math.nan
+                v = ver[(it.id, name)]
+                row[f"{name}_verdict"] = v
+                if isinstance(v, int):
+                    votes[v] += 1
+                if s is not None and not math.isnan(s[0]):
+                    p_first.append(s[0])
+            row["votes"] = sum(votes.values())
+            row["verdict"] = _majority(votes)
+            row["mean_p_a"] = sum(p_first) / len(p_first) if p_first else math.nan
+            distinct = {ver[(it.id, n)] for n in self.critic_names} - {"abstain"}
+            row["disagree"] = len(distinct) > 1
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def agreement(self, orders: str = "all") -> Any:
+        """Agreement of each critic and of the panel majority with the reference labels.
+
+        A tie counts as half agreement; abstentions are left out of n. 95% Wilson intervals.
+        """
+        import pandas as pd
+
+        summ = self.summary(orders)
+        summ = summ[summ["reference"].notna()]
+        rows = []
+        for name in [*self.critic_names, "panel"]:
+            col = "verdict" if name == "panel" else f"{name}_verdict"
+            hits, n = 0.0, 0
+            for v, ref in zip(summ[col], summ["reference"]):
+                if v == "abstain":
+                    continue
+                n += 1
+                hits += 0.5 if v == "tie" else float(int(v) == int(ref))
+            lo, hi = wilson_ci(hits, n)
+            rows.append({"critic": name, "n": n, "agreement": hits / n if n else math.nan,
+                         "ci_low": lo, "ci_high": hi})
+        return pd.DataFrame(rows)
+
+    def position_flips(self) -> Any:
+        """Per critic: the share of pairwise items whose verdict changes when order is swapped,
+        and the mean P(first shown) -- 0.5 for an unbiased judge."""
+        import pandas as pd
+
+        first = self.verdicts("first")
+        swapped = self.verdicts("swapped")
+        rows = []
+        for name in self.critic_names:
+            flips = n = 0
+            for it in self.items:
+                a, b = first[(it.id, name)], swapped[(it.id, name)]
+                if isinstance(a, int) and isinstance(b, int):
+                    n += 1
+                    flips += int(a != b)
+            pf = [j.value for j in self.judgment_rows
+                  if j.critic == name and j.mode == "pairwise" and j.status == "ok"
+                  and j.value is not None]
+            rows.append({"critic": name, "n_pairs": n,
+                         "flip_rate": flips / n if n else math.nan,
+                         "mean_p_first": sum(pf) / len(pf) if pf else math.nan})
+        return pd.DataFrame(rows)
+
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for j in self.judgment_rows:
+            counts[j.status] += 1
+        return dict(counts)
+
+
+def _argmax(support: Iterable[float]) -> int | str:
+    vals = [(-math.inf if math.isnan(v) else v) for v in support]
+    best = max(vals)
+    if best == -math.inf:
+        return "abstain"
+    winners = [i for i, v in enumerate(vals) if abs(v - best) <= 1e-12]
+    return winners[0] if len(winners) == 1 else "tie"
+
+
+def _majority(votes: dict[int, int]) -> int | str:
+    if not votes:
+        return "abstain"
+    best = max(votes.values())
+    winners = [k for k, v in votes.items() if v == best]
+    return winners[0] if len(winners) == 1 else "tie"

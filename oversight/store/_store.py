@@ -1,0 +1,150 @@
+"""JudgmentStore: an SQLite (WAL) cache of judgments, keyed for resumable runs.
+
+The key is (critic fingerprint, item id, principle, order). Every batch of judgments is written
+in one transaction, so a run killed at any point (even SIGKILL) keeps whole batches or nothing;
+a rerun computes only the keys that are missing or ended in `error`. Values are plain SQL
+columns and JSON text: nothing is ever unpickled. Concurrent writers wait on SQLite's lock
+(busy timeout) instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from oversight.critics import JUDGMENT_COLUMNS, Judgment
+from oversight.data import Comparison
+
+SCHEMA_VERSION = 1
+_KEY = ("fingerprint", "item_id", "principle", "order")
+_COLS = ", ".join(f'"{c}"' for c in JUDGMENT_COLUMNS)
+_PLACEHOLDERS = ", ".join("?" for _ in JUDGMENT_COLUMNS)
+_UPDATES = ", ".join(f'"{c}" = excluded."{c}"' for c in JUDGMENT_COLUMNS if c not in _KEY)
+
+
+class JudgmentStore:
+    """Open (or create) a store at `path`: a .sqlite file, or a directory to hold one."""
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 60.0) -> None:
+        p = Path(path)
+        if p.suffix not in (".sqlite", ".db", ".sqlite3"):
+            p.mkdir(parents=True, exist_ok=True)
+            p = p / "judgments.sqlite"
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        self.path = p
+        self._db = sqlite3.connect(p, timeout=timeout_s, isolation_level=None)
+        self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._create()
+
+    def _create(self) -> None:
+        cols = []
+        for c in JUDGMENT_COLUMNS:
+            typ = {"value": "REAL", "choice_mass": "REAL", "latency_s": "REAL",
+                   "principle_weight": "REAL", "tokens": "INTEGER"}.get(c, "TEXT")
+            cols.append(f'"{c}" {typ}')
+        with self._tx():
+            self._db.execute(f"""CREATE TABLE IF NOT EXISTS judgments (
+                {', '.join(cols)},
+                PRIMARY KEY (fingerprint, item_id, principle, "order"))""")
+            self._db.execute("CREATE TABLE IF NOT EXISTS items (item_id TEXT PRIMARY KEY, "
+                             "body TEXT NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS critics (fingerprint TEXT, name TEXT, "
+                             "body TEXT NOT NULL, PRIMARY KEY (fingerprint, name))")
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> JudgmentStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes ----------------------------------------------------------------------------
+    def put(self, judgments: Sequence[Judgment]) -> None:
+        """Write a batch atomically. An existing `error` row is replaced; others are kept."""
+        rows = [tuple(getattr(j, c) for c in JUDGMENT_COLUMNS) for j in judgments]
+        with self._tx():
+            self._db.executemany(
+                f"INSERT INTO judgments ({_COLS}) VALUES ({_PLACEHOLDERS}) "
+                f'ON CONFLICT (fingerprint, item_id, principle, "order") DO UPDATE SET '
+                f"{_UPDATES} WHERE judgments.status = 'error'", rows)
+
+    def put_items(self, items: Iterable[Comparison]) -> None:
+        rows = [(it.id, json.dumps(it.to_dict(), ensure_ascii=False)) for it in items]
+        with self._tx():
+            self._db.executemany("INSERT OR IGNORE INTO items VALUES (?, ?)", rows)
+
+    def put_critic(self, config: dict[str, Any]) -> None:
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO critics VALUES (?, ?, ?)",
+                             (config["fingerprint"], config["name"],
+                              json.dumps(config, sort_keys=True)))
+
+    # -- reads -----------------------------------------------------------------------------
+    def done_keys(self, fingerprint: str) -> set[tuple[str, str, str]]:
+        """Keys already judged (ok or abstain) by this critic fingerprint."""
+        cur = self._db.execute('SELECT item_id, principle, "order" FROM judgments '
+                               "WHERE fingerprint = ? AND status != 'error'", (fingerprint,))
+        return {(a, b, c) for a, b, c in cur}
+
+    def judgments(self, fingerprint: str | None = None,
+                  item_ids: Iterable[str] | None = None) -> list[Judgment]:
+        sql = f"SELECT {_COLS} FROM judgments"
+        where, args = [], []
+        if fingerprint is not None:
+            where.append("fingerprint = ?")
+            args.append(fingerprint)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += ' ORDER BY critic, item_id, principle, "order"'
+        wanted = set(item_ids) if item_ids is not None else None
+        out = []
+        for row in self._db.execute(sql, args):
+            j = Judgment(**dict(zip(JUDGMENT_COLUMNS, row)))
+            if wanted is None or j.item_id in wanted:
+                out.append(j)
+        return out
+
+    def items(self) -> list[Comparison]:
+        return [Comparison.from_dict(json.loads(body))
+                for (body,) in self._db.execute("SELECT body FROM items ORDER BY rowid")]
+
+    def critics(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for (body,) in self._db.execute("SELECT body FROM critics")]
+
+    def count(self, status: str | None = None) -> int:
+        if status is None:
+            return int(self._db.execute("SELECT COUNT(*) FROM judgments").fetchone()[0])
+        return int(self._db.execute("SELECT COUNT(*) FROM judgments WHERE status = ?",
+                                    (status,)).fetchone()[0])
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame([j.to_dict() for j in self.judgments()], columns=JUDGMENT_COLUMNS)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so writers queue cleanly."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
