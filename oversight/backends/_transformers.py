@@ -104,9 +104,11 @@ class TransformersBackend:
         batches: list[list[int]] = []
         current: list[int] = []
         for i in order:
-            longest = max([lengths[j] for j in current] + [lengths[i]])
-            if current and (longest * (len(current) + 1) > self.batch_tokens
-                            or len(current) >= self.max_batch):
+            # Sorted ascending, so lengths[i] is the longest so far; cut the batch when the
+            # token budget is reached or when padding the shortest member would waste >20%.
+            if current and (lengths[i] * (len(current) + 1) > self.batch_tokens
+                            or len(current) >= self.max_batch
+                            or lengths[i] > 1.2 * lengths[current[0]] + 16):
                 batches.append(current)
                 current = []
             current.append(i)

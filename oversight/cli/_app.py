@@ -21,8 +21,8 @@ model_app = typer.Typer(no_args_is_help=True, help="The embedded default model."
 app.add_typer(constitution_app, name="constitution")
 app.add_typer(model_app, name="model")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(exc: BaseException) -> NoReturn:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -91,26 +92,25 @@ def _hh_row(source: str, row: int, rec: Mapping[str, Any], seed: int,
             meta: dict[str, Any]) -> Comparison:
     chosen_text = _require_str(source, row, rec, "chosen")
     rejected_text = _require_str(source, row, rec, "rejected")
+    # The shared dialogue ends at the last assistant marker both texts have in common. Splitting
+    # on the common prefix (not on every marker) keeps responses that themselves contain
+    # "Human:" text intact, which HH data does have.
+    marker = "\n\nAssistant:"
+    common = os.path.commonprefix([chosen_text, rejected_text])
+    cut = common.rfind(marker)
+    if cut < 0:
+        raise DataError(source, "chosen and rejected share no dialogue ending in "
+                        "'\\n\\nAssistant:'", row=row, field="rejected")
     try:
-        chosen = split_hh_dialogue(chosen_text)
+        prompt = tuple(split_hh_dialogue(chosen_text[:cut]))
     except ValueError as exc:
         raise DataError(source, f"HH dialogue {exc}", row=row, field="chosen") from None
-    try:
-        rejected = split_hh_dialogue(rejected_text)
-    except ValueError as exc:
-        raise DataError(source, f"HH dialogue {exc}", row=row, field="rejected") from None
-    if chosen[-1]["role"] != "assistant":
-        raise DataError(source, "dialogue does not end with an assistant turn", row=row,
-                        field="chosen")
-    if rejected[-1]["role"] != "assistant":
-        raise DataError(source, "dialogue does not end with an assistant turn", row=row,
-                        field="rejected")
-    if chosen[:-1] != rejected[:-1]:
-        raise DataError(source, "chosen and rejected do not share the dialogue before the "
-                        "final assistant turn", row=row, field="rejected")
-    prompt = tuple(chosen[:-1])
-    return _labelled(source, row, prompt, chosen[-1]["content"].strip(),
-                     rejected[-1]["content"].strip(), seed, meta)
+    chosen = chosen_text[cut + len(marker):].strip()
+    rejected = rejected_text[cut + len(marker):].strip()
+    for key, value in (("chosen", chosen), ("rejected", rejected)):
+        if not value:
+            raise DataError(source, "final assistant turn is empty", row=row, field=key)
+    return _labelled(source, row, prompt, chosen, rejected, seed, meta)
 
 
 def _trl_row(source: str, row: int, rec: Mapping[str, Any], seed: int,

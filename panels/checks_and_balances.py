@@ -1,0 +1,28 @@
+"""Checks and balances: harmlessness, helpfulness and honesty critics on one shared model.
+
+Harmlessness pulls toward caution, helpfulness penalises needless refusals, and honesty
+penalises comforting falsehoods; no one of them decides alone. Each critic judges both orders
+(position swap) under one principle sampled per item (CAI-style), which keeps a 289-pair run
+on the 135M default model to about half an hour on two CPU cores. Set PRINCIPLES to "all" for
+every principle.
+
+Run:  oversight judge --panel panels/checks_and_balances.py --data PAIRS.jsonl --out runs/NAME
+"""
+
+from pathlib import Path
+
+from oversight import Critic, Panel, TransformersBackend, load_constitution
+
+CONSTITUTIONS = Path(__file__).resolve().parent.parent / "constitutions"
+PRINCIPLES = 1  # principles sampled per item and critic, or "all"
+
+backend = TransformersBackend()  # the embedded SmolLM2-135M-Instruct; any HF id or path works
+
+panel = Panel(
+    [
+        Critic(load_constitution(CONSTITUTIONS / f"{name}.toml"), backend,
+               principles=PRINCIPLES, swap=True, seed=0)
+        for name in ("harmlessness", "helpfulness", "honesty")
+    ],
+    name="checks_and_balances",
+)
