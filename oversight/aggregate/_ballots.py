@@ -1,0 +1,102 @@
+"""From the long judgments table to ballots: each critic's support per item and response.
+
+Pairwise judgments are put in canonical orientation: a row with order "a,b" and value v says
+P(a beats b) = v. A critic's support for a response is the weighted mean probability that it
+wins its comparisons (principle weights), averaged over both orders when swapped. Only rows
+with status "ok" count: an abstention is missing data, never a vote and never a tie.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PAIRWISE_FIELDS = ("item_id", "critic", "principle", "order", "mode", "value", "status")
+
+
+def _check_columns(judgments: pd.DataFrame, needed: tuple[str, ...]) -> None:
+    missing = [c for c in needed if c not in judgments.columns]
+    if missing:
+        raise ValueError(f"judgments table lacks column(s) {missing}; it needs {list(needed)} "
+                         "(the long format that Panel.judge returns)")
+
+
+def pairwise_rows(judgments: pd.DataFrame) -> pd.DataFrame:
+    """OK pairwise judgments as (item_id, critic, principle, a, b, p_ab, forward, weight).
+
+    `a` is the response shown first and p_ab = P(a beats b); `forward` is True when the lower
+    index was shown first (the unswapped order).
+    """
+    _check_columns(judgments, PAIRWISE_FIELDS)
+    ok = judgments[(judgments["status"] == "ok") & (judgments["mode"] == "pairwise")
+                   & judgments["value"].notna()]
+    if ok.empty:
+        return pd.DataFrame(columns=["item_id", "critic", "principle", "a", "b", "p_ab",
+                                     "forward", "weight"])
+    shown = ok["order"].str.split(",", expand=True).astype(int)
+    weight = ok["principle_weight"] if "principle_weight" in ok else 1.0
+    out = pd.DataFrame({
+        "item_id": ok["item_id"].to_numpy(), "critic": ok["critic"].to_numpy(),
+        "principle": ok["principle"].to_numpy(), "a": shown[0].to_numpy(),
+        "b": shown[1].to_numpy(), "p_ab": ok["value"].astype(float).to_numpy(),
+        "weight": np.asarray(weight, dtype=float) * np.ones(len(ok)),
+    })
+    out["forward"] = out["a"] < out["b"]
+    return out
+
+
+def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", "critic"),
+                     orders: str = "all") -> pd.DataFrame:
+    """Weighted mean support per (by..., response).
+
+    Pairwise rows: P(response wins); score rows: expected score; passfail rows: P(pass).
+    `orders` = "all", "forward" (lower index shown first) or "reverse".
+    """
+    _check_columns(judgments, PAIRWISE_FIELDS)
+    pw = pairwise_rows(judgments)
+    if orders != "all":
+        pw = pw[pw["forward"] == (orders == "forward")]
+    parts = []
+    if not pw.empty:
+        win = pw.assign(response=pw["a"], s=pw["p_ab"])
+        lose = pw.assign(response=pw["b"], s=1.0 - pw["p_ab"])
+        parts += [win, lose]
+    point = judgments[(judgments["status"] == "ok") & (judgments["mode"] != "pairwise")
+                      & judgments["value"].notna()]
+    if not point.empty:
+        weight = point["principle_weight"] if "principle_weight" in point else 1.0
+        parts.append(pd.DataFrame({
+            "item_id": point["item_id"].to_numpy(), "critic": point["critic"].to_numpy(),
+            "principle": point["principle"].to_numpy(),
+            "response": point["order"].astype(int).to_numpy(),
+            "s": point["value"].astype(float).to_numpy(),
+            "weight": np.asarray(weight, dtype=float) * np.ones(len(point))}))
+    cols = [*by, "response", "support", "n"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    rows = pd.concat(parts, ignore_index=True)
+    rows["ws"] = rows["s"] * rows["weight"]
+    g = rows.groupby([*by, "response"], sort=True)
+    out = g[["ws", "weight"]].sum()
+    out["support"] = out["ws"] / out["weight"]
+    out["n"] = g.size()
+    return out.reset_index()[cols]
+
+
+def critic_p0(judgments: pd.DataFrame, orders: str = "all",
+              by: tuple[str, ...] = ("item_id", "critic")) -> pd.DataFrame:
+    """For two-response items: each critic's support for response 0, one row per (by...)."""
+    sup = response_support(judgments, by=by, orders=orders)
+    wide = sup.pivot_table(index=list(by), columns="response", values="support")
+    if 0 not in wide.columns:
+        return pd.DataFrame(columns=[*by, "p0"])
+    out = wide[[0]].rename(columns={0: "p0"}).reset_index()
+    return out
+
+
+def vote_of(p: Any, eps: float = 1e-12) -> np.ndarray:
+    """0 if response 0 is preferred, 1 if response 1 is, -1 for an exact tie (p = 0.5)."""
+    p = np.asarray(p, dtype=float)
+    return np.where(p > 0.5 + eps, 0, np.where(p < 0.5 - eps, 1, -1))

@@ -1,0 +1,167 @@
+"""Panel rules (veto, quorum, supermajority) and per-item disagreement flags.
+
+Veto: a principle of kind "veto", or any principle of a critic marked `veto=True`, is a hard
+constraint. A veto source that confidently prefers one response (P >= 0.5 + veto_margin) vetoes
+the other; in pass/fail mode a response with P(pass) <= 0.5 - veto_margin is vetoed. The rules
+run after aggregation and nothing runs after them, so no aggregation can undo a veto. When every
+response of an item is vetoed the item is `contested` and flagged `veto_conflict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from oversight.aggregate._ballots import critic_p0, pairwise_rows, vote_of
+
+
+@dataclass
+class PanelRules:
+    """quorum: minimum non-abstaining critics per item; supermajority: share the winner needs;
+    veto_margin: how far from 0.5 a veto source must be to veto; confident: how far from 0.5 a
+    critic must be to count as confident for the `split` flag."""
+
+    quorum: int = 1
+    supermajority: float | None = None
+    veto_margin: float = 0.0
+    confident: float = 0.1
+    veto_critics: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.quorum < 1:
+            raise ValueError(f"quorum={self.quorum} must be >= 1")
+        if self.supermajority is not None and not 0.5 <= self.supermajority <= 1.0:
+            raise ValueError(f"supermajority={self.supermajority} must be in [0.5, 1]")
+        if not 0.0 <= self.veto_margin < 0.5:
+            raise ValueError(f"veto_margin={self.veto_margin} must be in [0, 0.5)")
+
+
+def vetoed_responses(judgments: pd.DataFrame, rules: PanelRules) -> dict[str, set[int]]:
+    """item_id -> responses vetoed by some veto principle or veto critic."""
+    is_veto = judgments.get("principle_kind", pd.Series("soft", index=judgments.index)) == "veto"
+    is_veto |= judgments["critic"].isin(rules.veto_critics)
+    v = judgments[is_veto & (judgments["status"] == "ok")]
+    out: dict[str, set[int]] = {}
+    if v.empty:
+        return out
+    m = rules.veto_margin
+    pw = pairwise_rows(v)
+    if not pw.empty:
+        # Per (item, critic, principle), both orders averaged, P(a beats b) with a < b.
+        pw = pw.assign(lo=np.minimum(pw["a"], pw["b"]), hi=np.maximum(pw["a"], pw["b"]),
+                       p_lo=np.where(pw["a"] < pw["b"], pw["p_ab"], 1 - pw["p_ab"]))
+        g = pw.groupby(["item_id", "critic", "principle", "lo", "hi"])["p_lo"].mean()
+        for (item, _c, _p, lo, hi), p in g.items():
+            if p > 0.5 + m or (m == 0 and p > 0.5):
+                out.setdefault(item, set()).add(int(hi))
+            elif p < 0.5 - m or (m == 0 and p < 0.5):
+                out.setdefault(item, set()).add(int(lo))
+    pf = v[v["mode"] == "passfail"]
+    if not pf.empty:
+        g = pf.groupby(["item_id", "critic", "principle", "order"])["value"].mean()
+        for (item, _c, _p, order), p in g.items():
+            if p < 0.5 - m or (m == 0 and p < 0.5):
+                out.setdefault(item, set()).add(int(order))
+    return out
+
+
+def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str, int],
+                rules: PanelRules) -> pd.DataFrame:
+    """Final labels after quorum, supermajority and veto. `decisions` needs item_id, label,
+    share, n_critics. Adds: final, vetoed, veto_override, veto_conflict, low_quorum."""
+    vetoes = vetoed_responses(judgments, rules)
+    final, vetoed, override, conflict, low_q = [], [], [], [], []
+    for item, label, share, n in zip(decisions["item_id"], decisions["label"],
+                                     decisions["share"], decisions["n_critics"]):
+        lab: Any = label
+        lq = int(n) < rules.quorum
+        if lq:
+            lab = "no_quorum"
+        elif (rules.supermajority is not None and isinstance(lab, (int, np.integer))
+              and share < rules.supermajority - 1e-12):
+            lab = "no_supermajority"
+        v = vetoes.get(item, set())
+        allowed = [r for r in range(k_of.get(item, 2)) if r not in v]
+        ov = cf = False
+        if v:
+            if not allowed:
+                lab, cf = "contested", True
+            elif len(allowed) == 1:
+                ov = lab != allowed[0]
+                lab = allowed[0]
+            elif isinstance(lab, (int, np.integer)) and lab in v:
+                # K-way: the majority winner was vetoed; no aggregate may restore it.
+                lab, ov = "vetoed", True
+        final.append(lab)
+        vetoed.append(sorted(v))
+        override.append(ov)
+        conflict.append(cf)
+        low_q.append(lq)
+    out = decisions.copy()
+    out["final"] = final
+    out["vetoed"] = vetoed
+    out["veto_override"] = override
+    out["veto_conflict"] = conflict
+    out["low_quorum"] = low_q
+    return out
+
+
+def disagreement_flags(judgments: pd.DataFrame, items: Iterable[str],
+                       rules: PanelRules) -> pd.DataFrame:
+    """Per item: split, position_inconsistent, cycle, and the number of answering critics."""
+    items = list(items)
+    p_all = critic_p0(judgments)
+    res = pd.DataFrame({"item_id": items})
+    if not p_all.empty:
+        c = rules.confident
+        g = p_all.groupby("item_id")["p0"]
+        hi = g.max()
+        lo = g.min()
+        split = (hi >= 0.5 + c) & (lo <= 0.5 - c)
+        res["split"] = res["item_id"].map(split).fillna(False).astype(bool)
+        res["critic_p0_std"] = res["item_id"].map(g.std(ddof=0))
+    else:
+        res["split"] = False
+        res["critic_p0_std"] = np.nan
+    fwd = critic_p0(judgments, orders="forward")
+    rev = critic_p0(judgments, orders="reverse")
+    if not fwd.empty and not rev.empty:
+        both = fwd.merge(rev, on=["item_id", "critic"], suffixes=("_f", "_r"))
+        vf, vr = vote_of(both["p0_f"]), vote_of(both["p0_r"])
+        both["flip"] = (vf >= 0) & (vr >= 0) & (vf != vr)
+        flips = both.groupby("item_id")["flip"].sum()
+        res["n_position_flips"] = res["item_id"].map(flips).fillna(0).astype(int)
+    else:
+        res["n_position_flips"] = 0
+    res["position_inconsistent"] = res["n_position_flips"] > 0
+    res["cycle"] = res["item_id"].map(_cycles(judgments)).fillna(False).astype(bool)
+    return res
+
+
+def _cycles(judgments: pd.DataFrame) -> dict[str, bool]:
+    """K-way items whose panel-level pairwise majorities are intransitive (a directed cycle)."""
+    pw = pairwise_rows(judgments)
+    if pw.empty:
+        return {}
+    pw = pw.assign(lo=np.minimum(pw["a"], pw["b"]), hi=np.maximum(pw["a"], pw["b"]),
+                   p_lo=np.where(pw["a"] < pw["b"], pw["p_ab"], 1 - pw["p_ab"]))
+    kway = pw.groupby("item_id")["hi"].max()
+    kway = set(kway[kway >= 2].index)
+    out: dict[str, bool] = {}
+    if not kway:
+        return out
+    mean = pw[pw["item_id"].isin(kway)].groupby(["item_id", "lo", "hi"])["p_lo"].mean()
+    for item, sub in mean.groupby(level=0):
+        g = nx.DiGraph()
+        for (_, lo, hi), p in sub.items():
+            if p > 0.5:
+                g.add_edge(lo, hi)
+            elif p < 0.5:
+                g.add_edge(hi, lo)
+        out[item] = not nx.is_directed_acyclic_graph(g)
+    return out

@@ -1,0 +1,144 @@
+"""Majority and weighted voting, and mean probability, over critics' ballots.
+
+A ballot is one critic's verdict on one item (unit="critic": its principles averaged with
+their weights) or one (critic, principle) verdict (unit="principle"). A ballot votes for the
+response with the highest support; an exact tie is reported as a tie and is not a vote; an
+abstention casts no ballot at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from oversight.aggregate._ballots import response_support
+
+TIE = -1
+NO_VOTES = -2
+
+
+def tally(group: np.ndarray, label: np.ndarray, weight: np.ndarray, n_groups: int,
+          n_classes: int) -> np.ndarray:
+    """Weighted vote counts [n_groups, n_classes]; labels < 0 (ties) are not counted."""
+    keep = label >= 0
+    flat = group[keep] * n_classes + label[keep]
+    counts = np.bincount(flat, weights=weight[keep], minlength=n_groups * n_classes)
+    return counts.reshape(n_groups, n_classes)
+
+
+def decide(tallies: np.ndarray, supermajority: float | None = None,
+           n_ballots: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Winner per row (TIE, NO_VOTES, or class), winner's share, margin, normalised entropy.
+
+    With `supermajority`, a winner whose share is below the threshold becomes a TIE. Rows with
+    ballots that were all ties (`n_ballots` > 0, no votes) are a TIE, not NO_VOTES.
+    """
+    total = tallies.sum(axis=1)
+    safe = np.where(total > 0, total, 1.0)
+    share = tallies / safe[:, None]
+    order = np.sort(share, axis=1)
+    top = order[:, -1]
+    second = order[:, -2] if tallies.shape[1] > 1 else np.zeros(len(top))
+    winner = share.argmax(axis=1)
+    tied = np.isclose(top, second) & (total > 0)
+    winner = np.where(tied, TIE, winner)
+    if supermajority is not None:
+        winner = np.where((winner >= 0) & (top < supermajority - 1e-12), TIE, winner)
+    has_ballots = total > 0 if n_ballots is None else (total > 0) | (n_ballots > 0)
+    winner = np.where(total > 0, winner, np.where(has_ballots, TIE, NO_VOTES))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.nansum(np.where(share > 0, share * np.log(share), 0.0), axis=1)
+    ent = ent / np.log(max(tallies.shape[1], 2))
+    margin = np.where(total > 0, top - second, 0.0)
+    return winner, np.where(total > 0, top, 0.0), margin, ent
+
+
+def ballots(judgments: pd.DataFrame, unit: str = "critic") -> pd.DataFrame:
+    """One row per ballot: item_id, critic[, principle], vote, support (list), p0."""
+    if unit not in ("critic", "principle"):
+        raise ValueError(f"unit={unit!r}: use 'critic' or 'principle'")
+    by = ("item_id", "critic") if unit == "critic" else ("item_id", "critic", "principle")
+    sup = response_support(judgments, by=by)
+    if sup.empty:
+        return pd.DataFrame(columns=[*by, "vote", "p0", "support"])
+    wide = sup.pivot_table(index=list(by), columns="response", values="support")
+    values = wide.to_numpy(dtype=float)
+    filled = np.where(np.isnan(values), -np.inf, values)
+    best = filled.max(axis=1)
+    n_best = (np.isclose(filled, best[:, None])).sum(axis=1)
+    vote = np.where(n_best > 1, TIE, filled.argmax(axis=1))
+    out = wide.reset_index()[list(by)]
+    out["vote"] = vote
+    out["p0"] = values[:, 0] if 0 in wide.columns else np.nan
+    out["support"] = list(values)
+    return out
+
+
+class Vote:
+    """Majority (`weighted=False`) or weighted voting with critic and principle weights.
+
+    Fitted: `results_` (per item: tallies, label, share, margin, entropy, mean P(response 0)),
+    `labels_` (item_id -> winning response index, "tie" or "abstain"), `ballots_`.
+    """
+
+    def __init__(self, *, weighted: bool = True, unit: str = "critic",
+                 critic_weights: Mapping[str, float] | None = None,
+                 supermajority: float | None = None) -> None:
+        if supermajority is not None and not 0.5 <= supermajority <= 1.0:
+            raise ValueError(f"supermajority={supermajority} must be in [0.5, 1]")
+        self.weighted = weighted
+        self.unit = unit
+        self.critic_weights = dict(critic_weights or {})
+        self.supermajority = supermajority
+
+    def fit(self, judgments: pd.DataFrame) -> Vote:
+        b = ballots(judgments, self.unit)
+        items = pd.Index(pd.unique(judgments["item_id"]), name="item_id")
+        self.ballots_ = b
+        if self.weighted:
+            w = b["critic"].map(lambda c: float(self.critic_weights.get(c, 1.0))).to_numpy()
+            if self.unit == "principle":
+                pw = (judgments.drop_duplicates(["critic", "principle"])
+                      .set_index(["critic", "principle"])["principle_weight"])
+                w = w * pw.reindex(pd.MultiIndex.from_frame(b[["critic", "principle"]])
+                                   ).to_numpy(dtype=float)
+        else:
+            w = np.ones(len(b))
+        group = items.get_indexer(b["item_id"]) if len(b) else np.zeros(0, dtype=int)
+        n_classes = max(2, int(b["vote"].max()) + 1 if len(b) else 2)
+        t = tally(group, b["vote"].to_numpy(dtype=int), w, len(items), n_classes)
+        n_ballots = np.bincount(group, minlength=len(items)) if len(b) else np.zeros(len(items))
+        winner, share, margin, ent = decide(t, self.supermajority, n_ballots)
+        # Mean probability for response 0 over ballots (weighted), for two-response items.
+        p0 = np.full(len(items), np.nan)
+        if len(b):
+            ok = ~np.isnan(b["p0"].to_numpy(dtype=float))
+            num = np.bincount(group[ok], weights=(w * b["p0"].to_numpy(dtype=float))[ok],
+                              minlength=len(items))
+            den = np.bincount(group[ok], weights=w[ok], minlength=len(items))
+            p0 = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+        ties = np.bincount(group[b["vote"].to_numpy() == TIE], minlength=len(items)) \
+            if len(b) else np.zeros(len(items))
+        res = pd.DataFrame({"item_id": items, "n_ballots": n_ballots.astype(int),
+                            "ties": ties.astype(int)})
+        for k in range(n_classes):
+            res[f"votes_{k}"] = t[:, k]
+        res["label"] = [_label(x) for x in winner]
+        res["share"] = share
+        res["margin"] = margin
+        res["entropy"] = ent
+        res["p0"] = p0
+        self.results_ = res
+        self.labels_ = res.set_index("item_id")["label"]
+        return self
+
+
+def _label(x: int) -> int | str:
+    if x == TIE:
+        return "tie"
+    if x == NO_VOTES:
+        return "abstain"
+    return int(x)
