@@ -84,6 +84,9 @@ class Aggregation:
                     for col in prov.columns:
                         row[col] = prov.at[d.item_id, col]
                 rows.append(row)
+        if not rows:
+            return pd.DataFrame(columns=["prompt", "chosen", "rejected", "margin", "soft_label",
+                                         "item_id", "chosen_index", "rejected_index"])
         return pd.DataFrame(rows)
 
 

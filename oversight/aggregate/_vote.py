@@ -51,7 +51,7 @@ def decide(tallies: np.ndarray, supermajority: float | None = None,
     winner = np.where(total > 0, winner, np.where(has_ballots, TIE, NO_VOTES))
     with np.errstate(divide="ignore", invalid="ignore"):
         ent = -np.nansum(np.where(share > 0, share * np.log(share), 0.0), axis=1)
-    ent = ent / np.log(max(tallies.shape[1], 2))
+    ent = ent / np.log(max(tallies.shape[1], 2)) + 0.0  # + 0.0 turns -0.0 into 0.0
     margin = np.where(total > 0, top - second, 0.0)
     return winner, np.where(total > 0, top, 0.0), margin, ent
 

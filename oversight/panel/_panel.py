@@ -25,7 +25,9 @@ Progress = Callable[[int, int, str], None]
 class Panel:
     """Critics acting as checks and balances on each other."""
 
-    def __init__(self, critics: Sequence[Critic], *, name: str = "panel") -> None:
+    def __init__(self, critics: Sequence[Critic], *, name: str = "panel",
+                 aggregator: str = "vote", rules: Any = None,
+                 aggregator_options: dict[str, Any] | None = None) -> None:
         critics = list(critics)
         if not critics:
             raise ValueError("a Panel needs at least one critic")
@@ -34,8 +36,18 @@ class Panel:
         if dupes:
             raise ValueError(f"critic names must be unique; repeated: {', '.join(dupes)} "
                              "(pass name=... to Critic)")
+        from oversight.aggregate import METHODS, PanelRules
+
+        if aggregator not in METHODS:
+            raise ValueError(f"aggregator={aggregator!r}: use one of {', '.join(METHODS)}")
         self.critics = critics
         self.name = name
+        self.aggregator = aggregator
+        self.aggregator_options = dict(aggregator_options or {})
+        veto = tuple(c.name for c in critics if c.veto)
+        self.rules = rules or PanelRules(veto_critics=veto)
+        if veto and not set(veto) <= set(self.rules.veto_critics):
+            self.rules.veto_critics = tuple(sorted(set(self.rules.veto_critics) | set(veto)))
 
     def __repr__(self) -> str:
         return f"Panel({self.name!r}, critics={[c.name for c in self.critics]})"
@@ -96,7 +108,9 @@ class Panel:
         for j in collected:
             j.critic = names.get(j.fingerprint, j.critic)
         return PanelResult(items=items, judgment_rows=collected,
-                           critics=[c.config() for c in self.critics], skipped=list(skipped))
+                           critics=[c.config() for c in self.critics], skipped=list(skipped),
+                           aggregator=self.aggregator, rules=self.rules,
+                           aggregator_options=self.aggregator_options)
 
 
 @dataclass
@@ -107,6 +121,37 @@ class PanelResult:
     judgment_rows: list[Judgment]
     critics: list[dict[str, Any]]
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    aggregator: str = "vote"
+    rules: Any = None
+    aggregator_options: dict[str, Any] = field(default_factory=dict)
+
+    def aggregate(self, method: str | None = None, **options: Any) -> Any:
+        """Run an aggregator (default: the panel's) with the panel's rules; see
+        `oversight.aggregate.aggregate`. Critic weights come from the critics' `weight`."""
+        from oversight.aggregate import aggregate
+
+        opts = {**(self.aggregator_options if method is None else {}), **options}
+        weights = {c["name"]: float(c.get("weight", 1.0)) for c in self.critics}
+        gold = opts.pop("gold", None)
+        return aggregate(self.judgments, self.items, method=method or self.aggregator,
+                         rules=opts.pop("rules", self.rules), critic_weights=weights,
+                         gold=gold, **opts)
+
+    @property
+    def aggregation(self) -> Any:
+        """The panel's configured aggregation (computed once)."""
+        if getattr(self, "_aggregation", None) is None:
+            self._aggregation = self.aggregate()
+        return self._aggregation
+
+    @property
+    def preferences(self) -> Any:
+        """TRL-shaped preference rows from the configured aggregation."""
+        return self.aggregation.preferences(self.items)
+
+    @property
+    def flags(self) -> Any:
+        return self.aggregation.decisions
 
     @property
     def critic_names(self) -> list[str]:
