@@ -110,3 +110,33 @@ def test_default_smollm2_judges_a_pair():
     again = Critic(builtin("helpfulness"), TransformersBackend(),
                    principles=["no-needless-refusal"]).judge([item])
     assert all(math.isclose(a.value, b.value, abs_tol=1e-5) for a, b in zip(js, again))
+
+
+def test_prefix_sharing_matches_naive_path(tiny_llama, pairs):
+    """Shared-prefix KV reuse gives the naive path's probabilities within 1e-4."""
+    from oversight import TransformersBackend
+
+    model, tok = tiny_llama
+    shared = TransformersBackend(model_obj=model, tokenizer=tok, model_id="tiny",
+                                 prefix_sharing=True, min_prefix=8)
+    naive = TransformersBackend(model_obj=model, tokenizer=tok, model_id="tiny",
+                                prefix_sharing=False)
+    critics = [Critic(builtin(n), shared, principles="all")
+               for n in ("harmlessness", "honesty")]
+    requests = []
+    for c in critics:
+        for t in c.tasks(pairs):
+            requests.append(ChoiceRequest(c._prompt(t, None), ("A", "B")))
+    requests.append(ChoiceRequest(prompts()[0], tuple(str(i) for i in range(1, 11))))
+    seqs = [shared.render(r.prompt) for r in requests]
+    groups = shared._prefix_groups(seqs, [[len(s) - 1] for s in seqs])
+    assert sum(len(m) for p, m in groups if p > 0) >= len(requests) - 2  # sharing happened
+    assert len([g for g in groups if g[0] > 0]) <= 2 * len(pairs) + 1
+    a = shared.score_choices(requests)
+    b = naive.score_choices(requests)
+    worst = 0.0
+    for x, y in zip(a, b):
+        pa = [math.exp(v) for v in x.logprobs]
+        pb = [math.exp(v) for v in y.logprobs]
+        worst = max(worst, max(abs(u - v) for u, v in zip(pa, pb)))
+    assert worst < 1e-4

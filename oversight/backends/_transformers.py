@@ -1,12 +1,15 @@
 """TransformersBackend: verdicts from choice-token log-probs, batched on CPU or GPU.
 
-Prompts are chat-templated, sorted by length and packed into batches under a token budget
-(left padding, explicit position ids), so that padding waste stays small. Single-token choices
-need one forward pass per prompt; multi-token choices (e.g. "10") get one extra pass.
+Prompts that share a long token prefix (one item and order judged under many principles, by
+every critic on this model) are grouped: the prefix runs once, and the suffixes run as one
+batch on its KV cache. Other prompts are sorted by length and packed into batches under a
+token budget (left padding, explicit position ids), so that padding waste stays small.
+Multi-token choices (e.g. "10") are read off the same sequence as their first token.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -26,7 +29,7 @@ class TransformersBackend:
                  device: str = "cpu", batch_tokens: int = 4096, max_batch: int = 16,
                  trust_remote_code: bool = False, num_threads: int | None = None,
                  model_obj: Any = None, tokenizer: Any = None, model_id: str | None = None,
-                 top_k_raw: int = 5) -> None:
+                 top_k_raw: int = 5, prefix_sharing: bool = True, min_prefix: int = 32) -> None:
         self._source = DEFAULT if model is None else str(model)
         if self._source == DEFAULT:
             self.model_id = model_id or "SmolLM2-135M-Instruct-Q4_1"
@@ -39,6 +42,8 @@ class TransformersBackend:
         self.trust_remote_code = trust_remote_code
         self.num_threads = num_threads
         self.top_k_raw = top_k_raw
+        self.prefix_sharing = prefix_sharing
+        self.min_prefix = min_prefix
         self._model = model_obj
         self._tok = tokenizer
         self.load_seconds: float | None = None
@@ -140,53 +145,142 @@ class TransformersBackend:
         return rows
 
     # -- the two calls ---------------------------------------------------------------------
+    def _rows(self, seqs: list[list[int]], positions: list[list[int]]) -> list[Any]:
+        """Log-softmax rows for every sequence, sharing prefixes when enabled."""
+        rows: list[Any] = [None] * len(seqs)
+        singles = list(range(len(seqs)))
+        if self.prefix_sharing:
+            singles = []
+            for prefix_len, members in self._prefix_groups(seqs, positions):
+                if prefix_len == 0:
+                    singles.extend(members)
+                    continue
+                for m, r in zip(members, self._forward_shared(seqs, positions, members,
+                                                              prefix_len)):
+                    rows[m] = r
+        for batch in self._batches([len(seqs[i]) for i in singles]):
+            idx = [singles[b] for b in batch]
+            for m, r in zip(idx, self._forward_last([seqs[i] for i in idx],
+                                                    [positions[i] for i in idx])):
+                rows[m] = r
+        return rows
+
+    def _prefix_groups(self, seqs: list[list[int]], positions: list[list[int]]
+                       ) -> list[tuple[int, list[int]]]:
+        """Groups of sequences with a long common token prefix, and that prefix's length.
+
+        Sorting the token sequences puts prompts that share a prefix (same item and order,
+        different principle or critic) next to each other; a group closes when the next
+        sequence would shorten its common prefix by more than 10%. The prefix never covers a
+        position whose logits are read. Groups of one get prefix length 0 (no sharing).
+        """
+        order = sorted(range(len(seqs)), key=lambda i: seqs[i])
+        groups: list[tuple[int, list[int]]] = []
+        for i in order:
+            if groups:
+                cur, members = groups[-1]
+                first = seqs[members[0]]
+                limit = min(len(first), len(seqs[i]))
+                lcp = 0
+                while lcp < limit and first[lcp] == seqs[i][lcp]:
+                    lcp += 1
+                lcp = min(lcp, positions[i][0], cur if len(members) > 1 else lcp)
+                if len(members) == 1:
+                    lcp = min(lcp, positions[members[0]][0])
+                if lcp >= self.min_prefix and (len(members) == 1 or lcp >= 0.9 * cur):
+                    groups[-1] = (lcp, members + [i])
+                    continue
+            groups.append((0, [i]))
+        return [(p if len(m) > 1 else 0, m) for p, m in groups]
+
+    def _forward_shared(self, seqs: list[list[int]], positions: list[list[int]],
+                        members: list[int], prefix_len: int) -> list[Any]:
+        """One forward over the shared prefix, then the suffixes batched on its KV cache."""
+        import copy
+
+        import torch
+
+        prefix = torch.tensor([seqs[members[0]][:prefix_len]], device=self.device)
+        with torch.inference_mode():
+            out = self.model(input_ids=prefix, use_cache=True)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        # transformers >= 5.2x names the argument `cache`; older releases `past_key_values`.
+        kv_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters \
+            else "past_key_values"
+        pad = self.tokenizer.pad_token_id or 0
+        longest = max(len(seqs[m]) - prefix_len for m in members)
+        chunk = max(1, min(64, self.batch_tokens // max(longest, 1)))
+        rows = []
+        for start in range(0, len(members), chunk):
+            part = members[start:start + chunk]
+            width = max(len(seqs[m]) - prefix_len for m in part)
+            ids = torch.full((len(part), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(part), prefix_len + width), dtype=torch.long)
+            mask[:, :prefix_len] = 1
+            for r, m in enumerate(part):
+                suffix = seqs[m][prefix_len:]
+                ids[r, :len(suffix)] = torch.tensor(suffix)
+                mask[r, prefix_len:prefix_len + len(suffix)] = 1
+            pos = (prefix_len + torch.arange(width)).unsqueeze(0).expand(len(part), -1)
+            kv = copy.deepcopy(cache) if start + chunk < len(members) else cache
+            kv.batch_repeat_interleave(len(part))
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(self.device),
+                                    attention_mask=mask.to(self.device),
+                                    position_ids=pos.to(self.device), use_cache=True,
+                                    **{kv_arg: kv}).logits
+            for r, m in enumerate(part):
+                idx = torch.tensor([p - prefix_len for p in positions[m]], device=logits.device)
+                rows.append(torch.log_softmax(logits[r, idx].float(), dim=-1))
+        return rows
+
     def score_choices(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
         if not requests:
             return []
+        t0 = time.perf_counter()
         prompts = [self.render(r.prompt) for r in requests]
-        results: list[ChoiceResult | None] = [None] * len(requests)
-        for batch in self._batches([len(p) for p in prompts]):
-            t0 = time.perf_counter()
-            seqs, positions, spans = [], [], []
-            for i in batch:
-                choice_ids = [self._choice_ids(c) for c in requests[i].choices]
-                # One sequence per request: the prompt plus the longest choice's tokens but its
-                # last, so that every multi-token choice sharing the first token can be read off.
-                # Choices that diverge after the first token get sequences of their own.
-                base = prompts[i]
-                groups: list[tuple[list[int], list[int]]] = []  # (sequence, choice indices)
-                for c, cids in enumerate(choice_ids):
-                    seq = base + cids[:-1]
-                    for g_seq, members in groups:
-                        if g_seq[:len(seq)] == seq or seq[:len(g_seq)] == g_seq:
-                            if len(seq) > len(g_seq):
-                                g_seq[:] = seq
-                            members.append(c)
-                            break
-                    else:
-                        groups.append((list(seq), [c]))
-                spans.append((i, choice_ids, groups, len(seqs)))
-                for g_seq, _ in groups:
-                    seqs.append(g_seq)
-                    positions.append(list(range(len(base) - 1, len(g_seq))))
-            rows = self._forward_last(seqs, positions)
-            elapsed = time.perf_counter() - t0
-            n_tok = sum(len(s) for s in seqs)
-            for i, choice_ids, groups, first in spans:
-                base_len = len(prompts[i])
-                lps = [0.0] * len(choice_ids)
-                for g, (g_seq, members) in enumerate(groups):
-                    row = rows[first + g]
-                    for c in members:
-                        lps[c] = float(sum(row[t, tok] for t, tok in enumerate(choice_ids[c])))
-                head = rows[first][0]
-                top_vals, top_idx = head.topk(self.top_k_raw)
-                top = {self.tokenizer.decode([int(t)]): round(math.exp(float(v)), 6)
-                       for v, t in zip(top_vals, top_idx)}
-                share = sum(len(g) for g, _ in groups) / max(n_tok, 1)
-                results[i] = ChoiceResult(logprobs=tuple(lps), tokens=base_len,
-                                          latency_s=elapsed * share, top=top)
-        return [r for r in results if r is not None]
+        seqs: list[list[int]] = []
+        positions: list[list[int]] = []
+        spans = []
+        for i, req in enumerate(requests):
+            choice_ids = [self._choice_ids(c) for c in req.choices]
+            # One sequence per request: the prompt plus a choice's tokens but its last, so that
+            # multi-token choices sharing a first token ("1", "10") are read off one sequence.
+            # Choices that diverge after the first token get sequences of their own.
+            base = prompts[i]
+            groups: list[tuple[list[int], list[int]]] = []  # (sequence, choice indices)
+            for c, cids in enumerate(choice_ids):
+                seq = base + cids[:-1]
+                for g_seq, members in groups:
+                    if g_seq[:len(seq)] == seq or seq[:len(g_seq)] == g_seq:
+                        if len(seq) > len(g_seq):
+                            g_seq[:] = seq
+                        members.append(c)
+                        break
+                else:
+                    groups.append((list(seq), [c]))
+            spans.append((i, choice_ids, groups, len(seqs)))
+            for g_seq, _ in groups:
+                seqs.append(g_seq)
+                positions.append(list(range(len(base) - 1, len(g_seq))))
+        rows = self._rows(seqs, positions)
+        elapsed = time.perf_counter() - t0
+        n_tok = sum(len(s) for s in seqs)
+        results = []
+        for i, choice_ids, groups, first in spans:
+            lps = [0.0] * len(choice_ids)
+            for g, (_, members) in enumerate(groups):
+                row = rows[first + g]
+                for c in members:
+                    lps[c] = float(sum(row[t, tok] for t, tok in enumerate(choice_ids[c])))
+            head = rows[first][0]
+            top_vals, top_idx = head.topk(self.top_k_raw)
+            top = {self.tokenizer.decode([int(t)]): round(math.exp(float(v)), 6)
+                   for v, t in zip(top_vals, top_idx)}
+            share = sum(len(g) for g, _ in groups) / max(n_tok, 1)
+            results.append(ChoiceResult(logprobs=tuple(lps), tokens=len(prompts[i]),
+                                        latency_s=elapsed * share, top=top))
+        return results
 
     def generate(self, prompts: list[ChatPrompt], *, max_new_tokens: int = 128,
                  temperature: float = 0.0, seed: int = 0) -> list[Generation]:

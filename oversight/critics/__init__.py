@@ -1,6 +1,6 @@
 """Critics: a constitution bound to a backend, judging pairwise, by score, or pass/fail."""
 
-from oversight.critics._critic import MODES, Critic, JudgeContext, Task
+from oversight.critics._critic import MODES, Critic, JudgeContext, Prepared, Task
 from oversight.critics._judgment import JUDGMENT_COLUMNS, Judgment
 from oversight.critics._parse import normalize, parse_choice
 from oversight.critics._templates import TEMPLATE_VERSION
@@ -8,6 +8,7 @@ from oversight.critics._templates import TEMPLATE_VERSION
 __all__ = [
     "JUDGMENT_COLUMNS",
     "MODES",
+    "Prepared",
     "TEMPLATE_VERSION",
     "Critic",
     "JudgeContext",

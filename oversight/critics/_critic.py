@@ -47,6 +47,18 @@ class JudgeContext:
         return tuple(self.item.responses[i] for i in self.shown)
 
 
+@dataclass
+class Prepared:
+    """Requests built for a batch of tasks, with what `finish` needs to make judgments."""
+
+    tasks: list[Task]
+    requests: list[ChoiceRequest]
+    rationales: list[str | None]
+    gen_tokens: list[int]
+    gen_latency: list[float]
+    choices: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Task:
     """One judgment to compute: an item, a principle and the order the responses are shown."""
@@ -172,14 +184,12 @@ class Critic:
             return T.score_prompt(task.item, task.shown[0], task.principle, rationale)
         return T.passfail_prompt(task.item, task.shown[0], task.principle, rationale)
 
-    def judge_tasks(self, tasks: Sequence[Task]) -> list[Judgment]:
-        """Judge a batch of tasks in one backend call (plus one generation call for rationales)."""
-        if not tasks:
-            return []
+    def prepare(self, tasks: Sequence[Task]) -> Prepared:
+        """Build the backend requests for tasks (generating rationales first if enabled)."""
         rationales: list[str | None] = [None] * len(tasks)
         gen_tokens = [0] * len(tasks)
         gen_latency = [0.0] * len(tasks)
-        if self.rationale:
+        if self.rationale and tasks:
             gens = self.backend.generate(
                 [T.rationale_prompt(self._prompt(t, "")) for t in tasks],
                 max_new_tokens=self.rationale_tokens)
@@ -192,18 +202,28 @@ class Critic:
                                   JudgeContext(t.item, t.shown, t.principle, self.mode,
                                                choices))
                     for i, t in enumerate(tasks)]
-        results = self.backend.score_choices(requests)
-        if len(results) != len(tasks):
+        return Prepared(list(tasks), requests, rationales, gen_tokens, gen_latency, choices)
+
+    def finish(self, prepared: Prepared, results: Sequence[ChoiceResult]) -> list[Judgment]:
+        """Turn the backend's results for prepared requests into judgments."""
+        if len(results) != len(prepared.tasks):
             raise RuntimeError(f"backend {self.backend.model_id} returned {len(results)} "
-                               f"results for {len(tasks)} requests")
+                               f"results for {len(prepared.tasks)} requests")
         out = []
-        for i, (task, res) in enumerate(zip(tasks, results)):
-            j = self._verdict(task, res, choices)
-            j.rationale = rationales[i]
-            j.tokens += gen_tokens[i]
-            j.latency_s += gen_latency[i]
+        for i, (task, res) in enumerate(zip(prepared.tasks, results)):
+            j = self._verdict(task, res, prepared.choices)
+            j.rationale = prepared.rationales[i]
+            j.tokens += prepared.gen_tokens[i]
+            j.latency_s += prepared.gen_latency[i]
             out.append(j)
         return out
+
+    def judge_tasks(self, tasks: Sequence[Task]) -> list[Judgment]:
+        """Judge a batch of tasks in one backend call (plus one generation call for rationales)."""
+        if not tasks:
+            return []
+        prepared = self.prepare(tasks)
+        return self.finish(prepared, self.backend.score_choices(prepared.requests))
 
     def judge(self, items: Iterable[Comparison]) -> list[Judgment]:
         """Judge items directly (no cache). Panels add caching and progress on top."""

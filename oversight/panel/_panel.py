@@ -83,17 +83,16 @@ class Panel:
                 todo.append((critic, missing))
             if progress:
                 progress(done_count, total, "cached")
-            for critic, missing in todo:
-                for start in range(0, len(missing), batch_size):
-                    chunk = missing[start:start + batch_size]
-                    out = critic.judge_tasks(chunk)
+            for group in _by_backend(todo):
+                for chunk in _chunks(group, items, batch_size):
+                    out = _judge_chunk(chunk)
                     if db is not None:
-                        db.put(out)
+                        db.put(out)  # one transaction per chunk: a kill loses at most this
                     else:
                         collected.extend(out)
-                    done_count += len(chunk)
+                    done_count += len(out)
                     if progress:
-                        progress(done_count, total, critic.name)
+                        progress(done_count, total, "+".join(c.name for c, _ in chunk))
             if db is not None:
                 wanted = {c.fingerprint: {t.key for t in plan[c.name]} for c in self.critics}
                 collected = []
@@ -111,6 +110,55 @@ class Panel:
                            critics=[c.config() for c in self.critics], skipped=list(skipped),
                            aggregator=self.aggregator, rules=self.rules,
                            aggregator_options=self.aggregator_options)
+
+
+def _by_backend(todo: list[tuple[Critic, list[Any]]]) -> list[list[tuple[Critic, list[Any]]]]:
+    """Critics grouped by the backend object they share, so one call serves them all."""
+    groups: dict[int, list[tuple[Critic, list[Any]]]] = {}
+    for critic, tasks in todo:
+        if tasks:
+            groups.setdefault(id(critic.backend), []).append((critic, tasks))
+    return list(groups.values())
+
+
+def _chunks(group: list[tuple[Critic, list[Any]]], items: Sequence[Comparison],
+            batch_size: int) -> Iterable[list[tuple[Critic, list[Any]]]]:
+    """Chunks of about `batch_size` tasks, never splitting one item's tasks across chunks, so
+    a backend sees every principle and critic of an item together (shared prefixes)."""
+    rank = {it.id: n for n, it in enumerate(items)}
+    by_item: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+    for ci, (_, tasks) in enumerate(group):
+        for t in tasks:
+            by_item[t.item.id].append((ci, t))
+    pending: list[tuple[int, Any]] = []
+    for item_id in sorted(by_item, key=lambda i: rank.get(i, 0)):
+        pending.extend(by_item[item_id])
+        if len(pending) >= batch_size:
+            yield _split(group, pending)
+            pending = []
+    if pending:
+        yield _split(group, pending)
+
+
+def _split(group: list[tuple[Critic, list[Any]]], pending: list[tuple[int, Any]]
+           ) -> list[tuple[Critic, list[Any]]]:
+    per: dict[int, list[Any]] = defaultdict(list)
+    for ci, t in pending:
+        per[ci].append(t)
+    return [(group[ci][0], tasks) for ci, tasks in sorted(per.items())]
+
+
+def _judge_chunk(chunk: list[tuple[Critic, list[Any]]]) -> list[Judgment]:
+    """One backend call for all critics in the chunk (they share the backend)."""
+    prepared = [(critic, critic.prepare(tasks)) for critic, tasks in chunk]
+    requests = [r for _, p in prepared for r in p.requests]
+    results = chunk[0][0].backend.score_choices(requests)
+    out: list[Judgment] = []
+    start = 0
+    for critic, p in prepared:
+        out.extend(critic.finish(p, results[start:start + len(p.requests)]))
+        start += len(p.requests)
+    return out
 
 
 @dataclass
