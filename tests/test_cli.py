@@ -91,3 +91,28 @@ def test_bad_panel_files(tmp_path):
 def test_judge_help_warns_that_panel_files_run_code():
     r = runner.invoke(app, ["judge", "--help"])
     assert "RUNS" in r.output
+
+
+def test_aggregate_command_writes_trl_preferences(tmp_path):
+    (tmp_path / "panel.py").write_text(PANEL)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "ok",
+                                        "rejected": "no no no no"}) + "\n" for i in range(5)))
+    r = runner.invoke(app, ["judge", "--panel", str(tmp_path / "panel.py"), "--data", str(data),
+                            "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    for method in ("vote", "majority", "conservative"):
+        out = tmp_path / f"prefs_{method}.parquet"
+        r = runner.invoke(app, ["aggregate", str(tmp_path / "run"), "--method", method,
+                                "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        prefs = pd.read_parquet(out)
+        # Both critics prefer the shorter response, which is the human `chosen` here.
+        assert len(prefs) == 5 and (prefs["chosen"] == "ok").all()
+        assert {"prompt", "chosen", "rejected", "margin", "soft_label", "critics",
+                "constitutions", "split"} <= set(prefs.columns)
+        assert "agreement with reference labels: 1.000" in r.output
+    r = runner.invoke(app, ["aggregate", str(tmp_path / "run"), "--drop-flags", "bogus"])
+    assert r.exit_code == 2 and "valid:" in r.output
+    r = runner.invoke(app, ["aggregate", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2

@@ -154,6 +154,29 @@ def judge(
         raise typer.Exit(130) from None
 
 
+@app.command("aggregate")
+def aggregate_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `oversight judge`."),
+    method: str = typer.Option("vote", help="vote | majority | bt | ds | conservative"),
+    out: Optional[Path] = typer.Option(None, help="Write TRL preference rows (Parquet)."),
+    quorum: int = typer.Option(1, help="Minimum non-abstaining critics per item."),
+    supermajority: Optional[float] = typer.Option(None, help="Share the winner needs, e.g. 0.67."),
+    min_margin: float = typer.Option(0.0, help="Drop preferences with a smaller margin."),
+    drop_flags: str = typer.Option("", help="Comma-separated flags whose items are dropped."),
+    gold: bool = typer.Option(False, help="ds only: use reference labels as gold "
+                              "(semi-supervised Dawid-Skene)."),
+) -> None:
+    """Fuse a run's judgments into preferences; print flags and agreement statistics."""
+    from oversight.cli._aggregate import run_aggregate
+
+    try:
+        run_aggregate(console, run_dir, method=method, out=out, quorum=quorum,
+                      supermajority=supermajority, min_margin=min_margin,
+                      drop_flags=[f for f in drop_flags.split(",") if f], gold=gold)
+    except (OversightError, ValueError) as exc:
+        _fail(exc)
+
+
 def main() -> None:
     try:
         app()
