@@ -14,6 +14,7 @@ from oversight.backends._default_model import (
     fetch_gguf,
 )
 from oversight.backends._function import FunctionBackend
+from oversight.backends._openai import OpenAIBackend, Usage
 from oversight.backends._transformers import TransformersBackend
 
 __all__ = [
@@ -24,7 +25,9 @@ __all__ = [
     "ChoiceResult",
     "FunctionBackend",
     "Generation",
+    "OpenAIBackend",
     "TransformersBackend",
+    "Usage",
     "cache_dir",
     "default_model_path",
     "fetch_gguf",

@@ -234,6 +234,11 @@ class TransformersBackend:
                 rows.append(torch.log_softmax(logits[r, idx].float(), dim=-1))
         return rows
 
+    def next_token_logprobs(self, prompts: list[ChatPrompt]) -> list[Any]:
+        """Log-softmax over the vocabulary for the token after each prompt."""
+        seqs = [self.render(p) for p in prompts]
+        return [r[0] for r in self._rows(seqs, [[len(s) - 1] for s in seqs])]
+
     def score_choices(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
         if not requests:
             return []

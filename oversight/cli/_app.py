@@ -177,6 +177,24 @@ def aggregate_cmd(
         _fail(exc)
 
 
+@app.command()
+def serve(
+    model: str = typer.Option("default", help="HF id or local path; 'default' is SmolLM2."),
+    host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
+    port: int = typer.Option(8000),
+    max_logprobs: int = typer.Option(20, help="Largest top_logprobs a request may ask for."),
+    dtype: str = typer.Option("float32", help="float32 or bfloat16"),
+) -> None:
+    """Serve a model over the OpenAI chat-completions protocol, with log-probs."""
+    from oversight.serve import serve as run_server
+
+    try:
+        run_server(None if model == "default" else model, host=host, port=port,
+                   max_logprobs=max_logprobs, dtype=dtype)
+    except OversightError as exc:
+        _fail(exc)
+
+
 def main() -> None:
     try:
         app()
