@@ -16,6 +16,7 @@ from oversight.backends._default_model import (
 from oversight.backends._function import FunctionBackend
 from oversight.backends._openai import OpenAIBackend, Usage
 from oversight.backends._transformers import TransformersBackend
+from oversight.backends._vllm import VLLMBackend
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -28,6 +29,7 @@ __all__ = [
     "OpenAIBackend",
     "TransformersBackend",
     "Usage",
+    "VLLMBackend",
     "cache_dir",
     "default_model_path",
     "fetch_gguf",
