@@ -218,3 +218,42 @@ def test_api_key_comes_from_env_and_is_never_recorded(tmp_path, pairs, monkeypat
     finally:
         srv.close()
     assert os.environ["OPENAI_API_KEY"] == secret
+
+
+@pytest.fixture(scope="module")
+def transformers_server(tiny_model_dir):
+    """Hugging Face's own `transformers serve`: a third-party server that ignores logprobs."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve",
+                             str(tiny_model_dir), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://localhost:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            pytest.skip(f"transformers serve did not start: {proc.stdout.read()[-500:]!r}")
+    else:
+        proc.kill()
+        pytest.skip("transformers serve did not start in 120 s")
+    yield f"{url}/v1"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_third_party_server_without_logprobs_falls_back_to_text(transformers_server,
+                                                                 tiny_model_dir, pairs):
+    remote = OpenAIBackend(str(tiny_model_dir), transformers_server, answer_tokens=1)
+    (res,) = remote.score_choices(one_request())
+    assert res.error is None and res.logprobs is None and res.text is not None
+    js = Critic(builtin("honesty"), remote, principles=1).judge(pairs[:1])
+    for j in js:  # a random model's text is noise: parsed if it names a choice, else abstain
+        assert (j.status == "ok" and j.value in (0.0, 1.0)) or \
+            (j.status == "abstain" and j.value is None and j.raw is not None)
+    assert remote.usage.requests == 3 and remote.usage.completion_tokens >= 1
