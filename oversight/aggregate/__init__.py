@@ -5,13 +5,47 @@ results end in `_`. Numeric cores are pure numpy/scipy functions.
 """
 
 from oversight.aggregate._aggregate import FLAG_COLUMNS, METHODS, Aggregation, aggregate
+from oversight.aggregate._agreement import (
+    agreement_summary,
+    cohen_kappa_matrix,
+    critic_agreement_graph,
+    effective_panel_size,
+    error_correlation,
+    fleiss_kappa,
+    fleiss_kappa_from_labels,
+    krippendorff_alpha,
+    label_matrix,
+    principle_conflict_graph,
+)
 from oversight.aggregate._ballots import critic_p0, pairwise_rows, response_support
 from oversight.aggregate._conservative import Conservative, calibrate, conservative_scores
+from oversight.aggregate._dawid_skene import (
+    DawidSkene,
+    critic_labels,
+    dawid_skene_em,
+    dawid_skene_triples,
+    fit_confusions_from_gold,
+)
 from oversight.aggregate._rules import PanelRules, apply_rules, disagreement_flags
 from oversight.aggregate._vote import Vote, ballots, decide, tally
 
 __all__ = [
     "FLAG_COLUMNS",
+    "DawidSkene",
+    "agreement_summary",
+    "cohen_kappa_matrix",
+    "critic_agreement_graph",
+    "critic_labels",
+    "dawid_skene_em",
+    "dawid_skene_triples",
+    "effective_panel_size",
+    "error_correlation",
+    "fit_confusions_from_gold",
+    "fleiss_kappa",
+    "fleiss_kappa_from_labels",
+    "krippendorff_alpha",
+    "label_matrix",
+    "principle_conflict_graph",
     "METHODS",
     "Aggregation",
     "Conservative",

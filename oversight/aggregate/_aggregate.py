@@ -111,7 +111,7 @@ def _provenance(judgments: pd.DataFrame) -> pd.DataFrame:
 
 def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None, *,
               method: str = "vote", rules: PanelRules | None = None,
-              critic_weights: Mapping[str, float] | None = None,
+              critic_weights: Mapping[str, float] | str | None = None,
               gold: Mapping[str, int] | None = None, **options: Any) -> Aggregation:
     """Fuse judgments into per-item decisions. `method`: vote, majority, bt, ds, conservative."""
     if method not in METHODS:
@@ -120,6 +120,13 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     item_ids = [it.id for it in items] if items is not None else list(
         pd.unique(judgments["item_id"]))
     k_of = {it.id: it.k for it in items} if items is not None else {}
+    if isinstance(critic_weights, str):
+        if critic_weights != "ds":
+            raise ValueError(f"critic_weights={critic_weights!r}: use a mapping or 'ds' "
+                             "(Dawid-Skene reliability weights)")
+        from oversight.aggregate._bridges import ds_weights
+
+        critic_weights = ds_weights(judgments, gold)
     votes = Vote(weighted=method != "majority", critic_weights=critic_weights).fit(judgments)
     vres = votes.results_.set_index("item_id")
     model: Any = votes

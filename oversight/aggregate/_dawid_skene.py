@@ -24,7 +24,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.special import logsumexp
 
 from oversight.aggregate._ballots import PAIRWISE_FIELDS, _check_columns
 from oversight.aggregate._vote import TIE, ballots
@@ -115,7 +114,7 @@ class _Incidence:
         shape = (n_tasks, n_workers * n_classes)
         self.a = sparse.csr_array((ones, (task, col)), shape=shape)
         self.a.sum_duplicates()
-        self.at = self.a.T.tocsr()
+        self.at = self.a.T  # a CSC view: its product with dense posteriors is the fastest
         self.shape = (n_workers, n_classes)
 
     def log_evidence(self, confusions: np.ndarray) -> np.ndarray:
@@ -136,22 +135,26 @@ def _m_step(inc: _Incidence, posteriors: np.ndarray, smoothing: float
             ) -> tuple[np.ndarray, np.ndarray]:
     conf = np.maximum(inc.counts(posteriors) + smoothing, _FLOOR)
     conf /= conf.sum(axis=2, keepdims=True)
-    priors = np.maximum(posteriors.sum(axis=0) + smoothing, _FLOOR)
+    priors = np.maximum(posteriors.T.sum(axis=1) + smoothing, _FLOOR)
     return conf, priors / priors.sum()
 
 
 def _e_step(inc: _Incidence, confusions: np.ndarray, priors: np.ndarray, known: np.ndarray
             ) -> tuple[np.ndarray, float]:
-    joint = inc.log_evidence(confusions) + np.log(np.maximum(priors, _FLOOR))
-    norm = logsumexp(joint, axis=1)
-    post = np.exp(joint - norm[:, None])
+    # class-major [K, n_tasks]: reductions over a short leading axis are fast in numpy
+    joint = np.ascontiguousarray(inc.log_evidence(confusions).T)
+    joint += np.log(np.maximum(priors, _FLOOR))[:, None]
+    top = joint.max(axis=0)
+    post = np.exp(joint - top)
+    total = post.sum(axis=0)
+    post /= total
+    norm = top + np.log(total)  # log-sum-exp per task
     gold = known >= 0
     if gold.any():
         # clamped tasks contribute their complete-data likelihood log P(labels, z = gold)
-        norm = norm.copy()
-        norm[gold] = joint[gold, known[gold]]
-        post[gold] = np.eye(len(priors))[known[gold]]
-    return post, float(norm.sum())
+        norm[gold] = joint[known[gold], gold]
+        post[:, gold] = np.eye(len(priors))[:, known[gold]]
+    return np.ascontiguousarray(post.T), float(norm.sum())
 
 
 def _majority_posteriors(task: np.ndarray, label: np.ndarray, n_tasks: int, n_classes: int
@@ -321,14 +324,17 @@ class DawidSkene:
         if gold is not None:
             g = pd.Series(gold, dtype=object)
             g = g[g.notna()]
-            bad = [v for v in g.to_numpy() if not float(v).is_integer() or float(v) < 0]
-            if bad:
-                raise ValueError(f"gold: labels must be response indices (ints >= 0), got "
-                                 f"{bad[:3]}")
+            numeric = pd.to_numeric(g, errors="coerce")
+            bad = g[numeric.isna() | (numeric < 0) | (numeric % 1 != 0)]
+            if len(bad):
+                raise ValueError(f"gold: labels must be response indices (ints >= 0); got "
+                                 f"{dict(list(bad.items())[:3])}")
+            g = numeric.astype(np.int64)
             pos = items.get_indexer(g.index)
             known[pos[pos >= 0]] = g.to_numpy()[pos >= 0].astype(np.int64)
         self.n_gold_ = int((known >= 0).sum())
-        n_classes = max(2, int(y.max()) + 1 if len(y) else 2, int(known.max()) + 1)
+        n_classes = max(2, int(y.max()) + 1 if len(y) else 2,
+                        int(known.max()) + 1 if len(known) else 2)
         if self.gold_strategy == "gold_only" and gold is not None:
             if self.n_gold_ == 0:
                 raise ValueError("gold: no gold item_id matches an item with critic verdicts; "

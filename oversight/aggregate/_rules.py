@@ -28,7 +28,7 @@ class PanelRules:
 
     quorum: int = 1
     supermajority: float | None = None
-    veto_margin: float = 0.0
+    veto_margin: float = 0.1
     confident: float = 0.1
     veto_critics: tuple[str, ...] = ()
 

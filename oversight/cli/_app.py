@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -82,9 +82,9 @@ def model_fetch() -> None:
 
 @app.command()
 def demo(
-    limit: Optional[int] = typer.Option(None, help="Judge only the first N example pairs."),
+    limit: int | None = typer.Option(None, help="Judge only the first N example pairs."),
     principles: int = typer.Option(1, help="Principles sampled per pair and critic (CAI-style)."),
-    store: Optional[Path] = typer.Option(None, help="Keep judgments in this store directory."),
+    store: Path | None = typer.Option(None, help="Keep judgments in this store directory."),
 ) -> None:
     """Judge ~24 built-in pairs with a 3-critic panel on the embedded SmolLM2 model."""
     from oversight.cli._demo import run_demo
@@ -101,7 +101,7 @@ def judge(
                                "Loading it RUNS that file's code: only use files you trust."),
     data: Path = typer.Option(..., help=".jsonl or .parquet with pairs, TRL or HH rows."),
     out: Path = typer.Option(..., help="Run directory: judgments.parquet + the store."),
-    limit: Optional[int] = typer.Option(None, help="Judge only the first N items."),
+    limit: int | None = typer.Option(None, help="Judge only the first N items."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad rows."),
     seed: int = typer.Option(0, help="Seed for the position of `chosen` in labelled data."),
     batch_size: int = typer.Option(16, help="Judgments per backend call and per store commit."),
@@ -158,9 +158,9 @@ def judge(
 def aggregate_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory written by `oversight judge`."),
     method: str = typer.Option("vote", help="vote | majority | bt | ds | conservative"),
-    out: Optional[Path] = typer.Option(None, help="Write TRL preference rows (Parquet)."),
+    out: Path | None = typer.Option(None, help="Write TRL preference rows (Parquet)."),
     quorum: int = typer.Option(1, help="Minimum non-abstaining critics per item."),
-    supermajority: Optional[float] = typer.Option(None, help="Share the winner needs, e.g. 0.67."),
+    supermajority: float | None = typer.Option(None, help="Share the winner needs, e.g. 0.67."),
     min_margin: float = typer.Option(0.0, help="Drop preferences with a smaller margin."),
     drop_flags: str = typer.Option("", help="Comma-separated flags whose items are dropped."),
     gold: bool = typer.Option(False, help="ds only: use reference labels as gold "

@@ -1,0 +1,45 @@
+"""Adapters from the Bradley-Terry and Dawid-Skene models to per-item decisions.
+
+Each returns (fitted model, DataFrame indexed by item_id with label, p0, margin), the shape
+`aggregate` combines with the panel rules and flags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _label_from(probs: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """Best response per row (or 'tie'), and its margin over the runner-up."""
+    order = np.sort(probs, axis=1)
+    margin = order[:, -1] - order[:, -2]
+    best = probs.argmax(axis=1)
+    labels = ["tie" if np.isclose(m, 0.0) else int(b) for b, m in zip(best, margin)]
+    return labels, margin
+
+
+def ds_decisions(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None,
+                 **options: Any) -> tuple[Any, pd.DataFrame]:
+    """Dawid-Skene posteriors as decisions: label = MAP response, p0 = P(response 0 best)."""
+    from oversight.aggregate._dawid_skene import DawidSkene
+
+    model = DawidSkene(**options).fit(judgments, gold=gold)
+    probs = model.probas_.to_numpy(dtype=float)
+    if len(probs) == 0:
+        return model, pd.DataFrame(columns=["label", "p0", "margin"])
+    labels, margin = _label_from(probs)
+    dec = pd.DataFrame({"label": labels, "p0": probs[:, 0], "margin": margin},
+                       index=model.probas_.index)
+    return model, dec
+
+
+def ds_weights(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None
+               ) -> dict[str, float]:
+    """Critic weights from Dawid-Skene reliabilities (log-odds of accuracy, floored at 0)."""
+    from oversight.aggregate._dawid_skene import DawidSkene
+
+    return DawidSkene().fit(judgments, gold=gold).reliability_weights().to_dict()
