@@ -70,6 +70,12 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str, out: Path | N
         console.print("agreement between critics: " + ", ".join(
             f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()),
             highlight=False)
+    if ref and judgments["critic"].nunique() > 1:
+        from oversight.aggregate import effective_panel_size, error_correlation
+
+        corr = error_correlation(judgments, ref)
+        console.print(f"effective panel size (error correlation vs reference): "
+                      f"{effective_panel_size(corr):.2f} of {len(corr)} critics", highlight=False)
     if out is not None:
         prefs = agg.preferences(items, min_margin=min_margin, drop_flags=drop_flags)
         out.parent.mkdir(parents=True, exist_ok=True)
