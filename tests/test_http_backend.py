@@ -104,11 +104,10 @@ def test_text_path_parses_or_abstains(server, tiny_model_dir, pairs):
 
 
 # -- faults -----------------------------------------------------------------------------
+_TOP = [{"token": "A", "logprob": math.log(0.7)}, {"token": "B", "logprob": math.log(0.2)}]
 OK_BODY = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "A"},
                         "logprobs": {"content": [{"token": "A", "logprob": math.log(0.7),
-                                                  "top_logprobs": [
-                                                      {"token": "A", "logprob": math.log(0.7)},
-                                                      {"token": "B", "logprob": math.log(0.2)}]}]}}],
+                                                  "top_logprobs": _TOP}]}}],
            "usage": {"prompt_tokens": 10, "completion_tokens": 1}}
 
 

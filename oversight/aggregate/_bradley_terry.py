@@ -33,15 +33,17 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.sparse import csgraph
+from scipy.sparse import linalg as splinalg
+from scipy.special import expit
 from scipy.stats import norm
 
 from oversight.aggregate._ballots import PAIRWISE_FIELDS, _check_columns
 
-MAX_COV_ENTRIES = 1 << 24  # dense covariance blocks beyond this fall back to 1/H_ii
+MAX_DENSE = 1 << 22  # stacked K x K blocks up to this many entries; beyond: CG and 1/H_ii
 
 
 class AggregationWarning(UserWarning):
-    """An aggregate is less than it seems: disconnected comparisons, divergent MLE, no convergence."""
+    """An aggregate is weaker than it looks: disconnected graph, divergent MLE, no convergence."""
 
 
 class StrengthFit(NamedTuple):
@@ -191,11 +193,10 @@ def _center(theta: np.ndarray, comp: np.ndarray, counts: np.ndarray) -> np.ndarr
 
 
 def _rescale(theta: np.ndarray, comp: np.ndarray, counts: np.ndarray, prior: float) -> np.ndarray:
-    """Fix each component's free scale: mean log-strength 0 (MLE) or mean strength 1 (MAP).
+    """Fix each component's free shift: mean log-strength 0 (MLE) or mean strength 1 (MAP).
 
-    With prior > 0 the MAP satisfies mean_c(w) = 1 in each component (the gradients of the
-    likelihood sum to zero there), so projecting onto it keeps the fixed point and speeds up
-    convergence of the otherwise slow scale mode.
+    With prior > 0, shifting a component by c changes only the prior term, which is maximised
+    at mean_c(w) = 1; so this projection is an exact ascent step and keeps the fixed point.
     """
     if prior == 0:
         return _center(theta, comp, counts)
@@ -204,98 +205,190 @@ def _rescale(theta: np.ndarray, comp: np.ndarray, counts: np.ndarray, prior: flo
     return theta - np.log(np.bincount(comp, np.exp(theta), len(counts)) / counts)[comp]
 
 
-def _newman(graph: _Graph, a: np.ndarray, b: np.ndarray | None, comp: np.ndarray, prior: float,
-            tol: float, max_iter: int, theta0: np.ndarray | None = None,
-            warn: bool = True) -> np.ndarray:
-    """Newman's iteration on the edges within components; returns log-strengths at MAP scale."""
-    n, counts = graph.n, np.bincount(comp)
-    ei, ej = graph.ei, graph.ej
-    inside = comp[ei] == comp[ej]
-    if not inside.all():  # edges between strongly connected components carry no information
-        ei, ej, a = ei[inside], ej[inside], a[inside]
-        b = None if b is None else b[inside]
-    theta = np.zeros(n) if theta0 is None else theta0.copy()
-    delta = np.inf
+class _Layout(NamedTuple):
+    """Items in groups of at most k, padded into (n_groups, k) blocks; comp = components."""
+
+    group_of: np.ndarray
+    local: np.ndarray
+    n_groups: int
+    k: int
+    comp: np.ndarray
+    counts: np.ndarray
+    proj: np.ndarray | None  # (n_groups, k, k) averaging projector per component, if dense
+
+    @property
+    def dense(self) -> bool:
+        return self.proj is not None
+
+    def blocks(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, diag: np.ndarray,
+               prior: float) -> np.ndarray:
+        """Stacked K x K blocks of H + diag (+ M when prior = 0); padding slots get 1."""
+        g, k, loc = self.group_of, self.k, self.local
+        hess = np.bincount((g[rows] * k + loc[rows]) * k + loc[cols], vals,
+                           self.n_groups * k * k).reshape(self.n_groups, k, k)
+        full = np.ones((self.n_groups, k))
+        full[g, loc] = diag
+        hess[:, np.arange(k), np.arange(k)] += full
+        return hess + self.proj if prior == 0 else hess
+
+
+def _layout(offset: np.ndarray, comp: np.ndarray) -> _Layout:
+    sizes = np.diff(offset)
+    n_groups, k = len(sizes), int(sizes.max(initial=1))
+    group_of = np.repeat(np.arange(n_groups), sizes)
+    local = np.arange(int(offset[-1])) - offset[group_of]
+    proj = None
+    if n_groups * k * k <= MAX_DENSE:
+        pad = np.full((n_groups, k), -1, dtype=np.int64)
+        pad[group_of, local] = comp
+        pad = np.where(pad < 0, -1 - np.arange(k)[None, :], pad)  # padding: own component
+        same = pad[:, :, None] == pad[:, None, :]
+        proj = same / same.sum(axis=2, keepdims=True)
+    return _Layout(group_of, local, n_groups, k, comp, np.bincount(comp), proj)
+
+
+def _newton_direction(lay: _Layout, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
+                      diag: np.ndarray, grad: np.ndarray, prior: float) -> np.ndarray:
+    """Solve (H + M) delta = grad: batched dense K x K solves, or CG on one big sparse graph."""
+    if lay.dense:
+        hess = lay.blocks(rows, cols, vals, diag, prior)
+        rhs = np.zeros((lay.n_groups, lay.k))
+        rhs[lay.group_of, lay.local] = grad
+        return np.linalg.solve(hess, rhs[..., None])[..., 0][lay.group_of, lay.local]
+    n = len(grad)
+    hess = sparse.csr_matrix((vals, (rows, cols)), shape=(n, n)) + sparse.diags(diag)
+    comp, counts = lay.comp, lay.counts
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        out = hess @ v
+        return out + (np.bincount(comp, v, len(counts)) / counts)[comp] if prior == 0 else out
+
+    jacobi = 1.0 / (hess.diagonal() + (1.0 / counts[comp] if prior == 0 else 0.0))
+    op = splinalg.LinearOperator((n, n), matvec=matvec, dtype=float)
+    pre = splinalg.LinearOperator((n, n), matvec=lambda v: jacobi * v, dtype=float)
+    return splinalg.cg(op, grad, rtol=1e-12, atol=0.0, maxiter=10 * n, M=pre)[0]
+
+
+def _maximise(problem: Any, lay: _Layout, prior: float, tol: float, max_iter: int,
+              theta0: np.ndarray | None = None, warn: bool = True) -> np.ndarray:
+    """MAP log-strengths (at MAP scale) of a concave problem with a per-group line search.
+
+    One graph: the problem's fixed-point sweep (Newman 2023) while it contracts, then Newton.
+    Many groups: damped Newton with stacked K x K blocks; each group backtracks on its own
+    log-posterior (Armijo), so near-separable groups cannot stall or oscillate.
+    """
+    comp, counts, gof = lay.comp, lay.counts, lay.group_of
+    theta = _rescale(np.zeros(len(comp)) if theta0 is None else theta0, comp, counts, prior)
+    if lay.n_groups == 1:
+        steps: list[float] = []
+        for _ in range(max_iter):
+            new = _rescale(problem.sweep(theta, prior), comp, counts, prior)
+            steps.append(float(np.abs(new - theta).max(initial=0.0)))
+            theta = new
+            if steps[-1] < tol:
+                return theta
+            if len(steps) > 10 and steps[-1] >= 0.95 * steps[-3]:
+                break  # not contracting (oscillation or stalling): hand over to Newton
+        theta = _rescale(np.zeros(len(comp)), comp, counts, prior)
+
+    def posterior(t: np.ndarray) -> np.ndarray:
+        return problem.loglik(t) + prior * np.bincount(gof, t - np.exp(t), lay.n_groups)
+
+    f = posterior(theta)
+    move = np.inf
     for _ in range(max_iter):
-        p = np.exp(theta)
-        pi, pj = p[ei], p[ej]
-        r = 1.0 / (pi + pj)
-        ar = a * r
-        num = np.bincount(ei, ar * pj, n)
-        den = np.bincount(ej, ar, n)
-        if b is not None:
-            br = b * r
-            num += np.bincount(ej, br * pi, n)
-            den += np.bincount(ei, br, n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = np.log(num + prior) - np.log(den + prior)
-        new = _rescale(np.where(np.isfinite(new), new, 0.0), comp, counts, prior)
-        delta = np.abs(new - theta).max(initial=0.0)
-        theta = new
-        if delta < tol:
+        grad, rows, cols, vals = problem.gradient(theta)
+        w = np.exp(theta)
+        grad = grad + prior * (1.0 - w)
+        delta = _newton_direction(lay, rows, cols, vals, prior * w, grad, prior)
+        slope = np.bincount(gof, grad * delta, lay.n_groups)
+        scale = np.ones(lay.n_groups)
+        for _ in range(60):
+            cand = _rescale(theta + scale[gof] * delta, comp, counts, prior)
+            fc = posterior(cand)
+            ok = fc >= f + 1e-4 * scale * slope - 1e-12 * (1.0 + np.abs(f))
+            if ok.all():
+                break
+            scale = np.where(ok, scale, 0.5 * scale)
+        cand = np.where(ok[gof], cand, theta)
+        move = float(np.abs(cand - theta).max(initial=0.0))
+        theta, f = cand, np.where(ok, fc, f)
+        if move < tol:
             return theta
     if warn:
-        warnings.warn(f"Bradley-Terry iteration stopped at max_iter={max_iter} with step "
-                      f"{delta:.3g} > tol={tol:g}; estimates may be inaccurate",
-                      AggregationWarning, stacklevel=3)
+        warnings.warn(f"strength fit stopped at max_iter={max_iter} with step {move:.3g} > "
+                      f"tol={tol:g}; estimates may be inaccurate", AggregationWarning,
+                      stacklevel=3)
     return theta
 
 
-def _covariance(offset: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
-                theta: np.ndarray, comp: np.ndarray, prior: float
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Standard errors of centred log-strengths from the observed information H.
+class _PairProblem:
+    """BT log-likelihood over the edges inside components (edges between strongly connected
+    components carry no information about within-component differences)."""
 
-    H = sum of likelihood curvature entries (rows, cols, vals) + diag(prior * w) (the Gamma
-    prior's curvature, w at MAP scale). Within a component the centred estimate is C theta with
-    C = I - M, M the averaging projector, so cov = C H^+ C; we use C (H + M)^{-1} C, equal to it
-    because M spans H's null space when prior = 0 and is annihilated by C. Blocks are per group
-    (K x K, inverted batch-wise). Singleton components get se = nan.
+    def __init__(self, graph: _Graph, a: np.ndarray, b: np.ndarray | None, lay: _Layout):
+        inside = lay.comp[graph.ei] == lay.comp[graph.ej]
+        self.ei, self.ej, self.a = graph.ei[inside], graph.ej[inside], a[inside]
+        self.b = None if b is None else b[inside]
+        self.t = self.a if self.b is None else self.a + self.b
+        self.eg, self.n, self.n_groups = lay.group_of[self.ei], len(lay.comp), lay.n_groups
+
+    def loglik(self, theta: np.ndarray) -> np.ndarray:
+        d = theta[self.ei] - theta[self.ej]
+        ll = self.a * np.logaddexp(0.0, -d)
+        if self.b is not None:
+            ll += self.b * np.logaddexp(0.0, d)
+        return -np.bincount(self.eg, ll, self.n_groups)
+
+    def gradient(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Gradient of the log-likelihood and curvature entries (a+b) p (1-p) of -loglik."""
+        s = expit(theta[self.ei] - theta[self.ej])
+        r = self.a - self.t * s
+        c = self.t * s * (1.0 - s)
+        ei, ej = self.ei, self.ej
+        return (np.bincount(ei, r, self.n) - np.bincount(ej, r, self.n),
+                np.concatenate([ei, ej, ei, ej]), np.concatenate([ei, ej, ej, ei]),
+                np.concatenate([c, c, -c, -c]))
+
+    def sweep(self, theta: np.ndarray, prior: float) -> np.ndarray:
+        """w_i <- (sum_j c_ij w_j/(w_i+w_j) + prior) / (sum_j c_ji/(w_i+w_j) + prior)."""
+        p, n = np.exp(theta), self.n
+        pi, pj = p[self.ei], p[self.ej]
+        ar = self.a / (pi + pj)
+        num, den = np.bincount(self.ei, ar * pj, n), np.bincount(self.ej, ar, n)
+        if self.b is not None:
+            br = self.b / (pi + pj)
+            num += np.bincount(self.ej, br * pi, n)
+            den += np.bincount(self.ei, br, n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = np.log(num + prior) - np.log(den + prior)
+        return np.where(np.isfinite(new), new, 0.0)  # items alone in their component
+
+
+def _covariance(lay: _Layout, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
+                theta: np.ndarray, prior: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Standard errors of centred log-strengths from the observed information.
+
+    H = -(Hessian of the log-posterior) = likelihood curvature entries + diag(prior * w), w at
+    MAP scale (the Gamma prior's curvature). The reported estimate is C theta, C = I - M with M
+    averaging within components, so cov = C H^+ C, computed as C (H + M)^{-1} C (equal, as M
+    spans H's null space when prior = 0 and C M = 0). Blocks are per group, inverted batch-wise.
+    Singleton components get se = nan: their centred value 0 carries no information.
     """
-    n_groups, n = len(offset) - 1, int(offset[-1])
-    sizes = np.diff(offset)
-    k = int(sizes.max(initial=1))
-    counts = np.bincount(comp)
-    if n_groups * k * k > MAX_COV_ENTRIES:
-        warnings.warn(f"{k} items in one graph: too many for a dense covariance; standard "
-                      "errors use the diagonal approximation 1/H_ii", AggregationWarning,
-                      stacklevel=3)
-        diag = np.bincount(rows[rows == cols], vals[rows == cols], n) + prior * np.exp(theta)
-        with np.errstate(divide="ignore"):
-            se = np.sqrt(1.0 / diag * (1 - 1 / counts[comp]))
+    counts, comp = lay.counts, lay.comp
+    if not lay.dense:
+        warnings.warn(f"{lay.k} items in one graph are too many for a dense covariance; standard "
+                      "errors use the approximation var_i = (1 - 1/n_c) / H_ii",
+                      AggregationWarning, stacklevel=3)
+        diag = np.bincount(rows[rows == cols], vals[rows == cols], len(theta))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se = np.sqrt((1 - 1 / counts[comp]) / (diag + prior * np.exp(theta)))
         return np.where(counts[comp] > 1, se, np.nan), None
-    group_of = np.repeat(np.arange(n_groups), sizes)
-    local = np.arange(n) - offset[group_of]
-    g = group_of[rows]
-    hess = np.bincount((g * k + local[rows]) * k + local[cols], vals,
-                       n_groups * k * k).reshape(n_groups, k, k)
-    pad_comp = np.full((n_groups, k), -1, dtype=np.int64)
-    pad_comp[group_of, local] = comp
-    pad_comp = np.where(pad_comp < 0, -1 - np.arange(k)[None, :], pad_comp)  # unique per slot
-    same = pad_comp[:, :, None] == pad_comp[:, None, :]
-    proj = same / same.sum(axis=2, keepdims=True)
-    diag = np.ones((n_groups, k))
-    diag[group_of, local] = prior * np.exp(theta)
-    hess[:, np.arange(k), np.arange(k)] += diag
-    if prior == 0:
-        hess += proj
-    center = np.eye(k)[None] - proj
+    hess = lay.blocks(rows, cols, vals, prior * np.exp(theta), prior)
+    center = np.eye(lay.k)[None] - lay.proj
     cov = center @ np.linalg.inv(hess) @ center
-    var = cov[group_of, local, local]
-    se = np.sqrt(np.clip(var, 0.0, None))
+    se = np.sqrt(np.clip(cov[lay.group_of, lay.local, lay.local], 0.0, None))
     return np.where(counts[comp] > 1, se, np.nan), cov
-
-
-def _bt_hessian(graph: _Graph, a: np.ndarray, b: np.ndarray | None, theta: np.ndarray,
-                comp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Curvature entries of the BT log-likelihood: (a+b) p_ij (1-p_ij) on each edge."""
-    inside = comp[graph.ei] == comp[graph.ej]
-    ei, ej = graph.ei[inside], graph.ej[inside]
-    t = a[inside] + (0.0 if b is None else b[inside])
-    d = theta[ei] - theta[ej]
-    c = t * np.exp(-np.abs(d)) / (1.0 + np.exp(-np.abs(d))) ** 2
-    return (np.concatenate([ei, ej, ei, ej]), np.concatenate([ei, ej, ej, ei]),
-            np.concatenate([c, c, -c, -c]))
 
 
 def _check_options(prior: float, ci: str | None, level: float) -> None:
@@ -325,6 +418,8 @@ def bt_fit(n_items: int | Sequence[int] | np.ndarray, winners: Any, losers: Any,
     _check_options(prior, ci, level)
     w_arr = np.asarray(winners)
     m = len(w_arr)
+    if len(np.asarray(losers)) != m or (group is not None and len(np.asarray(group)) != m):
+        raise ValueError("'winners', 'losers' and 'group' must have the same length")
     if group is None:
         sizes = np.array([int(np.asarray(n_items))], dtype=np.int64)
         grp = np.zeros(m, dtype=np.int64)
@@ -335,8 +430,6 @@ def bt_fit(n_items: int | Sequence[int] | np.ndarray, winners: Any, losers: Any,
         grp = _as_index(group, "group", len(sizes))
     bound = sizes[grp]
     win, lose = _as_index(w_arr, "winners", bound), _as_index(losers, "losers", bound)
-    if len(lose) != m or len(grp) != m:
-        raise ValueError("'winners', 'losers' and 'group' must have the same length")
     if np.any(win == lose):
         raise ValueError(f"'winners' and 'losers' coincide in row {int(np.argmax(win == lose))}")
     wts = np.ones(m) if weights is None else np.asarray(weights, dtype=float)
@@ -344,35 +437,43 @@ def bt_fit(n_items: int | Sequence[int] | np.ndarray, winners: Any, losers: Any,
         raise ValueError("'weights' must be finite, >= 0 and one per comparison")
     graph = _build_graph(sizes, grp, win, lose, wts)
     a, b = graph.weights(wts)
-    comp = _components(graph, a, b, prior, names, group_names)
-    counts = np.bincount(comp)
-    theta = _newman(graph, a, b, comp, prior, tol, max_iter)
+    lay = _layout(graph.offset, _components(graph, a, b, prior, names, group_names))
+    problem = _PairProblem(graph, a, b, lay)
+    theta = _maximise(problem, lay, prior, tol, max_iter)
+    return _finish(lay, theta, problem, prior, ci, level, n_boot, seed, units, m, tol, max_iter,
+                   lambda counts: _PairProblem(graph, *graph.weights(wts * counts), lay))
+
+
+def _finish(lay: _Layout, theta: np.ndarray, problem: Any, prior: float, ci: str | None,
+            level: float, n_boot: int, seed: int, units: Any, m: int, tol: float,
+            max_iter: int, reweigh: Callable[[np.ndarray], Any]) -> StrengthFit:
+    """Centre per component and attach Hessian or Poisson-bootstrap uncertainty."""
+    comp, counts = lay.comp, lay.counts
     est = _center(theta, comp, counts)
-    nan = np.full(graph.n, np.nan)
+    nan = np.full(len(est), np.nan)
     if ci is None:
         return StrengthFit(est, nan, nan, nan, comp, None)
+    single = counts[comp] == 1
     if ci == "hessian":
-        se, cov = _covariance(graph.offset, *_bt_hessian(graph, a, b, theta, comp), theta, comp,
-                              prior)
+        se, cov = _covariance(lay, *problem.gradient(theta)[1:], theta, prior)
         z = norm.ppf(0.5 + level / 2)
         return StrengthFit(est, se, est - z * se, est + z * se, comp, cov)
+    # Poisson bootstrap (each unit's weight ~ Poisson(1)): vectorises across groups and is
+    # equivalent to resampling within every group at once. Warm-started from the estimate.
     unit = np.arange(m) if units is None else np.unique(np.asarray(units), return_inverse=True)[1]
+    n_units = int(unit.max(initial=-1)) + 1
     rng = np.random.default_rng(seed)
-    reps = np.empty((n_boot, graph.n))
+    reps = np.empty((n_boot, len(est)))
     for r in range(n_boot):
-        ab, bb = graph.weights(wts * rng.poisson(1.0, unit.max(initial=-1) + 1)[unit])
-        reps[r] = _center(_newman(graph, ab, bb, comp, prior, max(tol, 1e-9),
-                                  min(max_iter, 2000), theta, warn=False), comp, counts)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(reps, [alpha, 1 - alpha], axis=0)
-    single = counts[comp] == 1
+        boot = reweigh(rng.poisson(1.0, n_units)[unit].astype(float))
+        reps[r] = _center(_maximise(boot, lay, prior, max(tol, 1e-9), min(max_iter, 500), theta,
+                                    warn=False), comp, counts)
+    low, high = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
     se = np.where(single, np.nan, reps.std(axis=0, ddof=1))
-    k = int(np.diff(graph.offset).max(initial=1))
     cov = None
-    if len(graph.offset) - 1 > 1 or k * k <= MAX_COV_ENTRIES:
-        g_of = np.repeat(np.arange(len(graph.offset) - 1), np.diff(graph.offset))
-        pad = np.zeros((n_boot, len(graph.offset) - 1, k))
-        pad[:, g_of, np.arange(graph.n) - graph.offset[g_of]] = reps - reps.mean(axis=0)
+    if lay.dense:
+        pad = np.zeros((n_boot, lay.n_groups, lay.k))
+        pad[:, lay.group_of, lay.local] = reps - reps.mean(axis=0)
         cov = np.einsum("rgi,rgj->gij", pad, pad) / max(n_boot - 1, 1)
     return StrengthFit(est, se, np.where(single, np.nan, low), np.where(single, np.nan, high),
                        comp, cov)
@@ -401,3 +502,182 @@ def bt_batched(group: Any, n_per_group: int | Sequence[int] | np.ndarray, winner
     """
     return bt_fit(n_per_group, winners, losers, weights, group=group, prior=prior, ci=None,
                   tol=tol, max_iter=max_iter).log_strength
+
+
+def _soft_rows(judgments: pd.DataFrame, weight_by: str | None) -> pd.DataFrame:
+    """OK pairwise judgments as (item_id, a, b, p, weight): a was shown first, p = P(a better)."""
+    _check_columns(judgments, PAIRWISE_FIELDS)
+    if weight_by is not None and weight_by not in judgments.columns:
+        raise ValueError(f"weight_by={weight_by!r} is not a column of the judgments table; "
+                         f"use None or one of {list(judgments.columns)}")
+    ok = judgments[(judgments["status"] == "ok") & (judgments["mode"] == "pairwise")
+                   & judgments["value"].notna()]
+    if ok.empty:
+        raise ValueError("judgments table has no usable pairwise rows (status 'ok', mode "
+                         "'pairwise', value not null)")
+    shown = ok["order"].astype(str).str.split(",", expand=True)
+    if shown.shape[1] != 2 or shown.isna().any().any():
+        raise ValueError("field 'order' of a pairwise judgment must hold two response indices "
+                         "such as '1,0'")
+    a, b = shown[0].astype(int).to_numpy(), shown[1].astype(int).to_numpy()
+    p = ok["value"].astype(float).to_numpy()
+    if np.any((p < 0) | (p > 1)) or np.any(a == b) or np.any(a < 0) or np.any(b < 0):
+        raise ValueError("pairwise judgments need 'value' in [0, 1] and two distinct, "
+                         "non-negative response indices in 'order'")
+    weight = np.ones(len(ok)) if weight_by is None else ok[weight_by].astype(float).to_numpy()
+    return pd.DataFrame({"item_id": ok["item_id"].to_numpy(), "a": a, "b": b, "p": p,
+                         "weight": weight})
+
+
+def _entity_table(rows: pd.DataFrame, entity_of: Any) -> pd.DataFrame:
+    """(item_id, response) -> entity from a DataFrame, a mapping or a callable."""
+    keys = pd.DataFrame({"item_id": np.concatenate([rows["item_id"], rows["item_id"]]),
+                         "response": np.concatenate([rows["a"], rows["b"]])}).drop_duplicates()
+    if isinstance(entity_of, pd.DataFrame):
+        _check_columns(entity_of, ("item_id", "response", "entity"))
+        table = keys.merge(entity_of[["item_id", "response", "entity"]], how="left")
+    elif isinstance(entity_of, Mapping) or callable(entity_of):
+        get = entity_of.get if isinstance(entity_of, Mapping) else entity_of
+        pairs = zip(keys["item_id"], keys["response"].tolist())
+        table = keys.assign(entity=[get((i, r)) if isinstance(entity_of, Mapping) else get(i, r)
+                                    for i, r in pairs])
+    else:
+        raise ValueError("scope='global' needs entity_of: a DataFrame (item_id, response, "
+                         "entity), a mapping {(item_id, response): entity} or a callable "
+                         "(item_id, response) -> entity; or pass a comparisons table with "
+                         "columns 'left', 'right', 'value'")
+    missing = table[table["entity"].isna()]
+    if len(missing):
+        first = missing.iloc[0]
+        raise ValueError(f"entity_of has no entity for {len(missing)} (item_id, response) "
+                         f"pair(s), e.g. ({first['item_id']!r}, {first['response']})")
+    return table
+
+
+class BradleyTerry:
+    """Bradley-Terry strengths from the long judgments table (module doc for the model).
+
+    scope="item": one small graph per item_id over its responses, all fitted at once;
+    `strengths_` (item_id, response, log_strength, se, ci_low, ci_high, component, rank,
+    n_comparisons) and `preferences_`, one row per item: best, runner_up, worst, the
+    log-strength margin best - runner_up with its standard error, P(best beats runner-up),
+    P(best beats worst), `confident` (margin's CI excludes 0) and `connected`.
+    scope="global": one graph over entities (e.g. the models behind responses). `fit` takes the
+    judgments plus `entity_of` (DataFrame item_id/response/entity, mapping or callable), or a
+    comparisons table with columns left, right, value = P(left wins) [, weight].
+    `strengths_` is indexed by entity, strongest first. Self-comparisons are dropped.
+    Each soft judgment counts as one comparison; `weight_by` scales it (None: weight 1).
+    """
+
+    def __init__(self, scope: str = "item", prior: float = 0.1, ci: str | None = "hessian",
+                 n_boot: int = 200, seed: int = 0, weight_by: str | None = "principle_weight",
+                 level: float = 0.95, tol: float = 1e-10, max_iter: int = 10_000) -> None:
+        if scope not in ("item", "global"):
+            raise ValueError(f"'scope' must be 'item' or 'global', got {scope!r}")
+        _check_options(prior, ci, level)
+        self.scope, self.prior, self.ci, self.n_boot, self.seed = scope, prior, ci, n_boot, seed
+        self.weight_by, self.level, self.tol, self.max_iter = weight_by, level, tol, max_iter
+
+    def _fit(self, n_items: Any, a: np.ndarray, b: np.ndarray, p: np.ndarray, w: np.ndarray,
+             **kw: Any) -> StrengthFit:
+        group = kw.pop("group", None)
+        return bt_fit(n_items, np.concatenate([a, b]), np.concatenate([b, a]),
+                      np.concatenate([w * p, w * (1 - p)]),
+                      group=None if group is None else np.concatenate([group, group]),
+                      units=np.tile(np.arange(len(a)), 2), prior=self.prior, ci=self.ci,
+                      level=self.level, n_boot=self.n_boot, seed=self.seed, tol=self.tol,
+                      max_iter=self.max_iter, **kw)
+
+    def fit(self, judgments: pd.DataFrame, entity_of: Any = None) -> BradleyTerry:
+        if self.scope == "global":
+            return self._fit_global(judgments, entity_of)
+        rows = _soft_rows(judgments, self.weight_by)
+        codes, items = pd.factorize(rows["item_id"], sort=True)
+        a, b = rows["a"].to_numpy(), rows["b"].to_numpy()
+        sizes = np.zeros(len(items), dtype=np.int64)
+        np.maximum.at(sizes, codes, np.maximum(a, b) + 1)
+        fit = self._fit(sizes, a, b, rows["p"].to_numpy(), rows["weight"].to_numpy(),
+                        group=codes, group_names=list(items))
+        lay = _layout(np.concatenate([[0], np.cumsum(sizes)]), fit.component)
+        offset = np.concatenate([[0], np.cumsum(sizes)])
+        touched = np.bincount(np.concatenate([offset[codes] + a, offset[codes] + b]),
+                              minlength=len(fit.component))
+        out = pd.DataFrame({"item_id": items[lay.group_of], "response": lay.local,
+                            "log_strength": fit.log_strength, "se": fit.se,
+                            "ci_low": fit.ci_low, "ci_high": fit.ci_high,
+                            "component": fit.component - fit.component[offset[lay.group_of]],
+                            "n_comparisons": touched})
+        out["rank"] = out.groupby("item_id")["log_strength"].rank(method="min",
+                                                                  ascending=False).astype(int)
+        self.strengths_ = out
+        self.preferences_ = self._preferences(fit, lay, items, np.bincount(codes, None,
+                                                                           len(items)))
+        self.n_comparisons_ = len(rows)
+        return self
+
+    def _preferences(self, fit: StrengthFit, lay: _Layout, items: pd.Index,
+                     n_rows: np.ndarray) -> pd.DataFrame:
+        g = np.arange(lay.n_groups)
+        theta = np.full((lay.n_groups, lay.k), -np.inf)
+        theta[lay.group_of, lay.local] = fit.log_strength
+        comp = np.full((lay.n_groups, lay.k), -1)
+        comp[lay.group_of, lay.local] = fit.component
+        order = np.argsort(-theta, axis=1, kind="stable")
+        best, runner = order[:, 0], order[:, 1]
+        worst = np.argmin(np.where(np.isfinite(theta), theta, np.inf), axis=1)
+        margin = theta[g, best] - theta[g, runner]
+        var = np.full(lay.n_groups, np.nan)
+        if fit.cov is not None:
+            c = fit.cov
+            var = c[g, best, best] + c[g, runner, runner] - 2 * c[g, best, runner]
+        se = np.sqrt(np.clip(var, 0, None))
+        z = norm.ppf(0.5 + self.level / 2)
+        connected = comp.max(axis=1) == comp[:, 0]
+        return pd.DataFrame({
+            "item_id": items, "best": best, "runner_up": runner, "worst": worst,
+            "margin": margin, "margin_se": se,
+            "p_best_beats_runner_up": np.where(connected, expit(margin), np.nan),
+            "p_best_beats_worst": np.where(connected, expit(theta[g, best] - theta[g, worst]),
+                                           np.nan),
+            "confident": connected & (margin - z * se > 0),
+            "connected": connected, "n_comparisons": n_rows})
+
+    def _fit_global(self, data: pd.DataFrame, entity_of: Any) -> BradleyTerry:
+        if entity_of is None and {"left", "right", "value"} <= set(data.columns):
+            left, right = data["left"].to_numpy(), data["right"].to_numpy()
+            p = data["value"].astype(float).to_numpy()
+            w = data["weight"].astype(float).to_numpy() if "weight" in data else np.ones(len(p))
+            if np.any(~np.isfinite(p) | (p < 0) | (p > 1)):
+                raise ValueError("comparisons table: field 'value' must be P(left wins) in [0, 1]")
+        else:
+            rows = _soft_rows(data, self.weight_by)
+            table = _entity_table(rows, entity_of).set_index(["item_id", "response"])["entity"]
+            left = table.reindex(pd.MultiIndex.from_arrays([rows["item_id"], rows["a"]])).to_numpy()
+            right = table.reindex(pd.MultiIndex.from_arrays([rows["item_id"], rows["b"]])
+                                  ).to_numpy()
+            p, w = rows["p"].to_numpy(), rows["weight"].to_numpy()
+        keep = left != right
+        codes, entities = pd.factorize(np.concatenate([left[keep], right[keep]]), sort=True)
+        m = int(keep.sum())
+        a, b = codes[:m], codes[m:]
+        fit = self._fit(len(entities), a, b, p[keep], w[keep], names=list(entities))
+        out = pd.DataFrame({"log_strength": fit.log_strength, "se": fit.se,
+                            "ci_low": fit.ci_low, "ci_high": fit.ci_high,
+                            "component": fit.component,
+                            "n_comparisons": np.bincount(codes, minlength=len(entities))},
+                           index=pd.Index(entities, name="entity"))
+        out["rank"] = out["log_strength"].rank(method="min", ascending=False).astype(int)
+        self.strengths_ = out.sort_values(["component", "rank"], kind="stable")
+        self.preferences_ = None
+        self.n_comparisons_ = m
+        return self
+
+    def p_win(self, left: Hashable, right: Hashable) -> float:
+        """P(left beats right) under the fitted global model (same component only)."""
+        s = self.strengths_
+        if self.scope != "global" or left not in s.index or right not in s.index:
+            raise ValueError("p_win needs scope='global' and two fitted entities")
+        if s.at[left, "component"] != s.at[right, "component"]:
+            raise ValueError(f"{left!r} and {right!r} are in different components: no comparison "
+                             "connects them, so their strengths are not comparable")
+        return float(expit(s.at[left, "log_strength"] - s.at[right, "log_strength"]))

@@ -119,7 +119,7 @@ def default_model_path(log: Log = _stderr) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # transformers refuses save_pretrained on a GGUF-loaded model; the weights are already
     # dequantized, so dropping the quantizer bookkeeping makes it an ordinary fp32 model.
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 (typed as a module attribute)
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     out.parent.mkdir(parents=True, exist_ok=True)

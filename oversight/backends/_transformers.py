@@ -68,7 +68,8 @@ class TransformersBackend:
         dtype = getattr(torch, self.dtype)
         self._tok = AutoTokenizer.from_pretrained(path, trust_remote_code=self.trust_remote_code)
         self._model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, trust_remote_code=self.trust_remote_code).to(self.device)
+            path, dtype=dtype, trust_remote_code=self.trust_remote_code
+        ).to(self.device)  # type: ignore[arg-type]
         self._model.eval()
         self.load_seconds = time.perf_counter() - t0
 

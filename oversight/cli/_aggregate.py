@@ -53,19 +53,17 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str, out: Path | N
     console.print("decisions: " + ", ".join(f"{k}={v}" for k, v in
                                             finals.value_counts().items()), highlight=False)
     if ref:
-        hits = n = 0.0
+        hits, n = 0.0, 0
         for item, final in zip(dec["item_id"], dec["final"]):
             if item in ref and isinstance(final, (int, np.integer)):
                 n += 1
                 hits += float(final == ref[item])
-        lo, hi = wilson_ci(hits, int(n))
+        lo, hi = wilson_ci(hits, n)
         console.print(f"agreement with reference labels: {hits / n if n else math.nan:.3f} "
                       f"[{lo:.3f}, {hi:.3f}] over {int(n)} decided items", highlight=False)
-    try:
-        from oversight.aggregate import agreement_summary
-    except ImportError:  # pragma: no cover - agreement statistics not available
-        agreement_summary = None
-    if agreement_summary is not None:
+    from oversight.aggregate import agreement_summary
+
+    if judgments["critic"].nunique() > 1:
         stats = agreement_summary(judgments)
         console.print("agreement between critics: " + ", ".join(
             f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()),

@@ -126,7 +126,7 @@ def judge(
         console.print(f"{p!r}: {len(items)} items from {data}"
                       + (f", {len(items.skipped)} bad rows skipped" if items.skipped else ""),
                       highlight=False)
-        for row, reason in items.skipped[:5]:
+        for _row, reason in items.skipped[:5]:
             err.print(f"skipped: {reason}", highlight=False, markup=False)
         with JudgmentStore(db_path) as db:
             before = db.count()

@@ -58,7 +58,8 @@ def run_summary(console: Console, result: PanelResult, seconds: float, computed:
     console.print(f"judgments: {sum(counts.values())} "
                   + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
                   + f"; computed now: {computed} in {seconds:.1f} s"
-                  + (f" ({computed / seconds:.2f} judgments/s)" if computed and seconds > 0 else ""))
+                  + (f" ({computed / seconds:.2f} judgments/s)"
+                     if computed and seconds > 0 else ""))
     if result.skipped:
         console.print(f"[yellow]skipped {len(result.skipped)} bad rows[/] "
                       f"(first: {result.skipped[0][1]})")

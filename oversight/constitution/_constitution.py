@@ -143,8 +143,8 @@ def parse_constitution(doc: dict[str, Any], path: str = "<constitution>") -> Con
     allowed = {"constitution", "principles"}
     for key in doc:
         if key not in allowed:
-            raise ConstitutionError(path, f"unknown top-level key; valid keys: {', '.join(allowed)}",
-                                    field=key)
+            raise ConstitutionError(
+                path, f"unknown top-level key; valid keys: {', '.join(allowed)}", field=key)
     if "constitution" not in doc:
         raise ConstitutionError(path, "missing the [constitution] table", field="constitution")
     header = doc["constitution"]
@@ -169,6 +169,7 @@ def parse_constitution(doc: dict[str, Any], path: str = "<constitution>") -> Con
         pid = table.get("id") if isinstance(table, dict) else None
         label = pid if isinstance(pid, str) else f"#{index + 1}"
         _check_table(path, table, _PRINCIPLE_FIELDS, label, "[[principles]]")
+        pid = str(table["id"])
         if not _ID_RE.match(pid):
             raise ConstitutionError(path, f"id {pid!r} must match [a-z0-9-]+", principle=label,
                                     field="id")
@@ -201,7 +202,8 @@ def parse_constitution(doc: dict[str, Any], path: str = "<constitution>") -> Con
         ))
     return Constitution(name=name, version=header["version"],
                         description=header["description"].strip(),
-                        principles=tuple(principles), path=None if path == "<constitution>" else path)
+                        principles=tuple(principles),
+                        path=None if path == "<constitution>" else path)
 
 
 def load_constitution(path: str | Path) -> Constitution:

@@ -97,7 +97,7 @@ class Critic:
                 raise ValueError(f"principles={principles!r}: use 'all', an int k, or a list "
                                  "of principle ids")
         else:
-            for pid in principles:
+            for pid in list(principles):  # type: ignore[arg-type]
                 constitution[pid]  # raises KeyError naming the valid ids
         if not 0.0 <= min_choice_mass < 1.0:
             raise ValueError(f"min_choice_mass={min_choice_mass} must be in [0, 1)")

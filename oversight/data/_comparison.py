@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 Message = dict[str, str]
-PromptLike = Union[str, tuple[Message, ...]]
+PromptLike = Union[str, tuple[Message, ...]]  # noqa: UP007 (a runtime alias on 3.10)
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ _ROLE_MARK = re.compile(r"\n\n(Human|Assistant): ")
 class Comparisons(list):  # type: ignore[type-arg]
     """A list of Comparison with the rows that were skipped (``skipped``: (row, reason))."""
 
-    def __init__(self, items: Iterable[Comparison] = (), skipped: list[tuple[int, str]] | None = None,
-                 source: str = "<rows>") -> None:
+    def __init__(self, items: Iterable[Comparison] = (),
+                 skipped: list[tuple[int, str]] | None = None, source: str = "<rows>") -> None:
         super().__init__(items)
         self.skipped: list[tuple[int, str]] = skipped or []
         self.source = source
