@@ -18,6 +18,14 @@ from oversight.aggregate._agreement import (
     principle_conflict_graph,
 )
 from oversight.aggregate._ballots import critic_p0, pairwise_rows, response_support
+from oversight.aggregate._bradley_terry import (
+    AggregationWarning,
+    BradleyTerry,
+    StrengthFit,
+    bt_batched,
+    bt_fit,
+    bt_mm,
+)
 from oversight.aggregate._conservative import Conservative, calibrate, conservative_scores
 from oversight.aggregate._dawid_skene import (
     DawidSkene,
@@ -26,11 +34,27 @@ from oversight.aggregate._dawid_skene import (
     dawid_skene_triples,
     fit_confusions_from_gold,
 )
+from oversight.aggregate._plackett_luce import (
+    PlackettLuce,
+    pl_fit,
+    plackett_luce,
+    plackett_luce_batched,
+)
 from oversight.aggregate._rules import PanelRules, apply_rules, disagreement_flags
 from oversight.aggregate._vote import Vote, ballots, decide, tally
 
 __all__ = [
     "FLAG_COLUMNS",
+    "AggregationWarning",
+    "BradleyTerry",
+    "PlackettLuce",
+    "StrengthFit",
+    "bt_batched",
+    "bt_fit",
+    "bt_mm",
+    "pl_fit",
+    "plackett_luce",
+    "plackett_luce_batched",
     "DawidSkene",
     "agreement_summary",
     "cohen_kappa_matrix",

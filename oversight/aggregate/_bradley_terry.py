@@ -224,8 +224,10 @@ class _Layout(NamedTuple):
                prior: float) -> np.ndarray:
         """Stacked K x K blocks of H + diag (+ M when prior = 0); padding slots get 1."""
         g, k, loc = self.group_of, self.k, self.local
-        hess = np.bincount((g[rows] * k + loc[rows]) * k + loc[cols], vals,
-                           self.n_groups * k * k).reshape(self.n_groups, k, k)
+        assert self.proj is not None, "blocks need a dense layout"
+        hess: np.ndarray = np.bincount((g[rows] * k + loc[rows]) * k + loc[cols], vals,
+                                       self.n_groups * k * k).astype(float)
+        hess = hess.reshape(self.n_groups, k, k)
         full = np.ones((self.n_groups, k))
         full[g, loc] = diag
         hess[:, np.arange(k), np.arange(k)] += full
@@ -304,9 +306,10 @@ def _maximise(problem: Any, lay: _Layout, prior: float, tol: float, max_iter: in
         slope = np.bincount(gof, grad * delta, lay.n_groups)
         scale = np.ones(lay.n_groups)
         for _ in range(60):
-            cand = _rescale(theta + scale[gof] * delta, comp, counts, prior)
-            fc = posterior(cand)
-            ok = fc >= f + 1e-4 * scale * slope - 1e-12 * (1.0 + np.abs(f))
+            with np.errstate(over="ignore", invalid="ignore"):  # overshooting steps are rejected
+                cand = _rescale(theta + scale[gof] * delta, comp, counts, prior)
+                fc = posterior(cand)
+                ok = fc >= f + 1e-4 * scale * slope - 1e-12 * (1.0 + np.abs(f))
             if ok.all():
                 break
             scale = np.where(ok, scale, 0.5 * scale)
@@ -385,6 +388,7 @@ def _covariance(lay: _Layout, rows: np.ndarray, cols: np.ndarray, vals: np.ndarr
             se = np.sqrt((1 - 1 / counts[comp]) / (diag + prior * np.exp(theta)))
         return np.where(counts[comp] > 1, se, np.nan), None
     hess = lay.blocks(rows, cols, vals, prior * np.exp(theta), prior)
+    assert lay.proj is not None
     center = np.eye(lay.k)[None] - lay.proj
     cov = center @ np.linalg.inv(hess) @ center
     se = np.sqrt(np.clip(cov[lay.group_of, lay.local, lay.local], 0.0, None))
@@ -455,7 +459,8 @@ def _finish(lay: _Layout, theta: np.ndarray, problem: Any, prior: float, ci: str
         return StrengthFit(est, nan, nan, nan, comp, None)
     single = counts[comp] == 1
     if ci == "hessian":
-        se, cov = _covariance(lay, *problem.gradient(theta)[1:], theta, prior)
+        _, rows, cols, vals = problem.gradient(theta)
+        se, cov = _covariance(lay, rows, cols, vals, theta, prior)
         z = norm.ppf(0.5 + level / 2)
         return StrengthFit(est, se, est - z * se, est + z * se, comp, cov)
     # Poisson bootstrap (each unit's weight ~ Poisson(1)): vectorises across groups and is
@@ -515,11 +520,15 @@ def _soft_rows(judgments: pd.DataFrame, weight_by: str | None) -> pd.DataFrame:
     if ok.empty:
         raise ValueError("judgments table has no usable pairwise rows (status 'ok', mode "
                          "'pairwise', value not null)")
-    shown = ok["order"].astype(str).str.split(",", expand=True)
-    if shown.shape[1] != 2 or shown.isna().any().any():
+    codes, orders = pd.factorize(ok["order"].astype(str))  # parse each distinct order once
+    try:
+        shown = np.array([[int(x) for x in o.split(",")] for o in orders], dtype=np.int64)
+    except ValueError:
+        shown = np.zeros((0, 0), dtype=np.int64)
+    if shown.shape != (len(orders), 2):
         raise ValueError("field 'order' of a pairwise judgment must hold two response indices "
                          "such as '1,0'")
-    a, b = shown[0].astype(int).to_numpy(), shown[1].astype(int).to_numpy()
+    a, b = shown[codes, 0], shown[codes, 1]
     p = ok["value"].astype(float).to_numpy()
     if np.any((p < 0) | (p > 1)) or np.any(a == b) or np.any(a < 0) or np.any(b < 0):
         raise ValueError("pairwise judgments need 'value' in [0, 1] and two distinct, "

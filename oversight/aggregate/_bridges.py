@@ -43,3 +43,24 @@ def ds_weights(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None
     from oversight.aggregate._dawid_skene import DawidSkene
 
     return DawidSkene().fit(judgments, gold=gold).reliability_weights().to_dict()
+
+
+def bt_decisions(judgments: pd.DataFrame, **options: Any) -> tuple[Any, pd.DataFrame]:
+    """Per-item Bradley-Terry: label = strongest response, p0 = P(response 0 beats 1) for
+    two-response items, margin = |2 P(best beats runner-up) - 1|."""
+    from oversight.aggregate._bradley_terry import BradleyTerry
+
+    model = BradleyTerry(scope="item", **options).fit(judgments)
+    prefs = model.preferences_.set_index("item_id")
+    s = model.strengths_.pivot_table(index="item_id", columns="response",
+                                     values="log_strength")
+    p0 = pd.Series(np.nan, index=prefs.index)
+    if 0 in s.columns and 1 in s.columns:
+        d = (s[0] - s[1]).reindex(prefs.index)
+        p0 = 1.0 / (1.0 + np.exp(-d))
+    p_best = prefs["p_best_beats_runner_up"].astype(float)
+    margin = (2.0 * p_best - 1.0).abs()
+    labels = ["tie" if np.isclose(m, 0.0) else int(b) for b, m in zip(prefs["best"], margin)]
+    dec = pd.DataFrame({"label": labels, "p0": p0.to_numpy(), "margin": margin.to_numpy()},
+                       index=prefs.index)
+    return model, dec
