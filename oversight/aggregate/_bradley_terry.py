@@ -29,6 +29,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -125,6 +126,19 @@ def _canonical(labels: np.ndarray) -> np.ndarray:
     return rank[labels]
 
 
+def _nx_components(n: int, src: np.ndarray, dst: np.ndarray, *, directed: bool) -> np.ndarray:
+    """Connected (or strongly connected) component label per node, via networkx."""
+    edges = np.unique(np.stack([src, dst], axis=1), axis=0) if len(src) else np.zeros((0, 2))
+    g: nx.Graph = nx.DiGraph() if directed else nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(edges.tolist())
+    parts = nx.strongly_connected_components(g) if directed else nx.connected_components(g)
+    labels = np.empty(n, dtype=np.int64)
+    for c, nodes in enumerate(parts):
+        labels[np.fromiter(nodes, dtype=np.int64)] = c
+    return _canonical(labels)
+
+
 def _components(graph: _Graph, a: np.ndarray, b: np.ndarray | None, prior: float,
                 names: Sequence[Any] | None, group_names: Sequence[Any] | None) -> np.ndarray:
     """Component per item (canonical labels); warns on disconnection and divergent items.
@@ -134,8 +148,14 @@ def _components(graph: _Graph, a: np.ndarray, b: np.ndarray | None, prior: float
     """
     n, n_groups = graph.n, len(graph.offset) - 1
     b = np.zeros_like(a) if b is None else b
-    adj = sparse.coo_matrix((np.ones(len(a)), (graph.ei, graph.ej)), shape=(n, n))
-    comp = _canonical(csgraph.connected_components(adj, directed=False)[1])
+    if n_groups == 1:
+        # One graph (global or single item): networkx on the distinct edges, which also
+        # names the components in the warning below.
+        comp = _nx_components(n, graph.ei, graph.ej, directed=False)
+    else:
+        # Many small graphs: one vectorised pass; a networkx loop over 10^5 prompts is not.
+        adj = sparse.coo_matrix((np.ones(len(a)), (graph.ei, graph.ej)), shape=(n, n))
+        comp = _canonical(csgraph.connected_components(adj, directed=False)[1])
     n_comp = int(comp.max(initial=-1)) + 1
     group_of = np.repeat(np.arange(n_groups), np.diff(graph.offset))
     if n_groups == 1 and n_comp > 1:
@@ -160,8 +180,11 @@ def _components(graph: _Graph, a: np.ndarray, b: np.ndarray | None, prior: float
         (np.ones(fwd.sum() + back.sum()),
          (np.concatenate([graph.ei[fwd], graph.ej[back]]),
           np.concatenate([graph.ej[fwd], graph.ei[back]]))), shape=(n, n))
-    strong = _canonical(csgraph.connected_components(beats, directed=True,
-                                                     connection="strong")[1])
+    if n_groups == 1:
+        strong = _nx_components(n, beats.row, beats.col, directed=True)
+    else:
+        strong = _canonical(csgraph.connected_components(beats, directed=True,
+                                                         connection="strong")[1])
     if strong.max(initial=0) == comp.max(initial=0):
         return comp
     won = np.bincount(graph.ei, a, n) + np.bincount(graph.ej, b, n)
