@@ -143,3 +143,34 @@ def test_sigkill_and_resume_loses_and_duplicates_nothing(tmp_path):
     final = subprocess.run(cmd + ["--out", str(out)], capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     assert _rows(out / "judgments.sqlite") == expected
+
+
+def test_panel_aggregator_rules_and_preferences(pairs):
+    """A veto critic outvoted 2:1 still decides; result.preferences follow the rules."""
+    def shorter(ctx):
+        a, b = ctx.responses
+        return "A" if len(a) < len(b) else "B"
+
+    def longer(ctx):
+        a, b = ctx.responses
+        return "A" if len(a) > len(b) else "B"
+
+    panel = Panel([Critic(builtin("helpfulness"), FunctionBackend(longer),
+                          principles=["address-the-request"], name="h1"),
+                   Critic(builtin("honesty"), FunctionBackend(longer),
+                          principles=["calibrated-confidence"], name="h2"),  # soft principles
+                   Critic(builtin("harmlessness"), FunctionBackend(shorter), principles=1,
+                          name="guard", veto=True)],
+                  aggregator="bt")
+    result = panel.judge(pairs)
+    dec = result.flags.set_index("item_id")
+    for it in pairs:
+        short = min(range(2), key=lambda i: len(it.responses[i]))
+        assert dec.loc[it.id, "label"] == 1 - short   # the 2:1 majority prefers longer
+        assert dec.loc[it.id, "final"] == short       # the veto critic decides
+        assert dec.loc[it.id, "veto_override"]
+    prefs = result.preferences
+    assert len(prefs) == 3 and (prefs["method"] == "bt").all()
+    assert all(len(c) <= len(r) for c, r in zip(prefs["chosen"], prefs["rejected"]))
+    by_ds = result.aggregate("vote", critic_weights="ds")
+    assert len(by_ds.decisions) == 3

@@ -179,7 +179,8 @@ class PanelResult:
         from oversight.aggregate import aggregate
 
         opts = {**(self.aggregator_options if method is None else {}), **options}
-        weights = {c["name"]: float(c.get("weight", 1.0)) for c in self.critics}
+        weights = opts.pop("critic_weights", None) or {
+            c["name"]: float(c.get("weight", 1.0)) for c in self.critics}
         gold = opts.pop("gold", None)
         return aggregate(self.judgments, self.items, method=method or self.aggregator,
                          rules=opts.pop("rules", self.rules), critic_weights=weights,
