@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -68,8 +69,12 @@ def test_hh_response_containing_turn_markers_stays_whole():
     assert it.responses[it.reference] == "Sure.\n\nHuman: thanks\n\nAssistant: np"
 
 
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh_harmless_dev.jsonl"
+
+
+@pytest.mark.skipif(not DEV.exists(), reason="../shared/data is not beside this checkout")
 def test_dev_data_loads_all_289_rows():
-    items = load_comparisons("../shared/data/hh_harmless_dev.jsonl")
+    items = load_comparisons(DEV)
     assert len(items) == 289 and not items.skipped
     assert all(it.reference in (0, 1) for it in items)
     assert 100 < sum(it.reference for it in items) < 189
