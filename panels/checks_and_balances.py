@@ -2,9 +2,9 @@
 
 Harmlessness pulls toward caution, helpfulness penalises needless refusals, and honesty
 penalises comforting falsehoods; no one of them decides alone. Each critic judges both orders
-(position swap) under one principle sampled per item (CAI-style), which keeps a 289-pair run
-on the 135M default model to about half an hour on two CPU cores. Set PRINCIPLES to "all" for
-every principle.
+(position swap) under one principle sampled per item (CAI-style): a 289-pair run on the 135M
+default model takes about 12 minutes on two CPU cores (2.5 judgments/s). Set PRINCIPLES to
+"all" for every principle; shared prefixes then make each judgment about 3x cheaper.
 
 Run:  oversight judge --panel panels/checks_and_balances.py --data PAIRS.jsonl --out runs/NAME
 """
