@@ -586,7 +586,20 @@ def _entity_table(rows: pd.DataFrame, entity_of: Any) -> pd.DataFrame:
     return table
 
 
-class BradleyTerry:
+class StrengthModel:
+    """Options shared by BradleyTerry and PlackettLuce (validated once, here)."""
+
+    def __init__(self, scope: str = "item", prior: float = 0.1, ci: str | None = "hessian",
+                 n_boot: int = 200, seed: int = 0, weight_by: str | None = "principle_weight",
+                 level: float = 0.95, tol: float = 1e-10, max_iter: int = 10_000) -> None:
+        if scope not in ("item", "global"):
+            raise ValueError(f"'scope' must be 'item' or 'global', got {scope!r}")
+        _check_options(prior, ci, level)
+        self.scope, self.prior, self.ci, self.n_boot, self.seed = scope, prior, ci, n_boot, seed
+        self.weight_by, self.level, self.tol, self.max_iter = weight_by, level, tol, max_iter
+
+
+class BradleyTerry(StrengthModel):
     """Bradley-Terry strengths from the long judgments table (module doc for the model).
 
     scope="item": one small graph per item_id over its responses, all fitted at once;
@@ -600,15 +613,6 @@ class BradleyTerry:
     `strengths_` is indexed by entity, strongest first. Self-comparisons are dropped.
     Each soft judgment counts as one comparison; `weight_by` scales it (None: weight 1).
     """
-
-    def __init__(self, scope: str = "item", prior: float = 0.1, ci: str | None = "hessian",
-                 n_boot: int = 200, seed: int = 0, weight_by: str | None = "principle_weight",
-                 level: float = 0.95, tol: float = 1e-10, max_iter: int = 10_000) -> None:
-        if scope not in ("item", "global"):
-            raise ValueError(f"'scope' must be 'item' or 'global', got {scope!r}")
-        _check_options(prior, ci, level)
-        self.scope, self.prior, self.ci, self.n_boot, self.seed = scope, prior, ci, n_boot, seed
-        self.weight_by, self.level, self.tol, self.max_iter = weight_by, level, tol, max_iter
 
     def _fit(self, n_items: Any, a: np.ndarray, b: np.ndarray, p: np.ndarray, w: np.ndarray,
              **kw: Any) -> StrengthFit:

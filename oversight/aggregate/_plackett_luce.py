@@ -26,6 +26,7 @@ import pandas as pd
 from oversight.aggregate._bradley_terry import (
     AggregationWarning,
     StrengthFit,
+    StrengthModel,
     _check_options,
     _components,
     _finish,
@@ -226,7 +227,7 @@ def _score_rankings(judgments: pd.DataFrame, weight_by: str | None) -> pd.DataFr
                          "weight": grouped["weight"].first().to_numpy()})
 
 
-class PlackettLuce:
+class PlackettLuce(StrengthModel):
     """Plackett-Luce strengths from rankings, with the options and outputs of BradleyTerry.
 
     `fit(data)` takes either a rankings table — column `ranking` (a sequence, best first, or a
@@ -236,15 +237,6 @@ class PlackettLuce:
     with a warning) weighted by `weight_by`. scope="global" ranks entity labels given directly
     in `ranking`; `strengths_` is then indexed by entity.
     """
-
-    def __init__(self, scope: str = "item", prior: float = 0.1, ci: str | None = "hessian",
-                 n_boot: int = 200, seed: int = 0, weight_by: str | None = "principle_weight",
-                 level: float = 0.95, tol: float = 1e-10, max_iter: int = 10_000) -> None:
-        if scope not in ("item", "global"):
-            raise ValueError(f"'scope' must be 'item' or 'global', got {scope!r}")
-        _check_options(prior, ci, level)
-        self.scope, self.prior, self.ci, self.n_boot, self.seed = scope, prior, ci, n_boot, seed
-        self.weight_by, self.level, self.tol, self.max_iter = weight_by, level, tol, max_iter
 
     def fit(self, data: pd.DataFrame) -> PlackettLuce:
         if "ranking" in data.columns:
