@@ -222,33 +222,19 @@ class PanelResult:
         expected score; passfail: mean P(pass). `orders="first"` keeps only judgments with the
         lower index shown first (no position swap); `orders="swapped"` only the reverse.
         """
+        from oversight.aggregate import response_support
+
+        which = {"all": "all", "first": "forward", "swapped": "reverse"}
+        if orders not in which:
+            raise ValueError(f"orders={orders!r}: use one of {', '.join(which)}")
         k_of = {it.id: it.k for it in self.items}
-        num: dict[tuple[str, str], list[float]] = {}
-        den: dict[tuple[str, str], list[float]] = {}
-        for j in self.judgment_rows:
-            if j.status != "ok" or j.value is None or j.item_id not in k_of:
-                continue
-            shown = j.shown
-            if j.mode == "pairwise" and orders != "all":
-                forward = shown[0] < shown[1]
-                if (orders == "first") != forward:
-                    continue
-            key = (j.item_id, j.critic)
-            if key not in num:
-                num[key] = [0.0] * k_of[j.item_id]
-                den[key] = [0.0] * k_of[j.item_id]
-            w = j.principle_weight
-            if j.mode == "pairwise":
-                a, b = shown
-                num[key][a] += w * j.value
-                den[key][a] += w
-                num[key][b] += w * (1.0 - j.value)
-                den[key][b] += w
-            else:
-                num[key][shown[0]] += w * j.value
-                den[key][shown[0]] += w
-        return {k: [n / d if d > 0 else math.nan for n, d in zip(num[k], den[k])]
-                for k in num}
+        sup = response_support(self.judgments, orders=which[orders])
+        out: dict[tuple[str, str], list[float]] = {}
+        for item, critic, response, value in zip(sup["item_id"], sup["critic"],
+                                                 sup["response"], sup["support"]):
+            if item in k_of:
+                out.setdefault((item, critic), [math.nan] * k_of[item])[int(response)] = value
+        return out
 
     def verdicts(self, orders: str = "all") -> dict[tuple[str, str], int | str]:
         """Per (item, critic): the index of the best-supported response, 'tie' or 'abstain'."""
