@@ -586,6 +586,18 @@ def _entity_table(rows: pd.DataFrame, entity_of: Any) -> pd.DataFrame:
     return table
 
 
+def entity_strengths(fit: StrengthFit, entities: Any, codes: np.ndarray,
+                     count_name: str) -> pd.DataFrame:
+    """A global fit as a table indexed by entity, ranked within each component."""
+    out = pd.DataFrame({"log_strength": fit.log_strength, "se": fit.se,
+                        "ci_low": fit.ci_low, "ci_high": fit.ci_high,
+                        "component": fit.component,
+                        count_name: np.bincount(codes, minlength=len(entities))},
+                       index=pd.Index(entities, name="entity"))
+    out["rank"] = out["log_strength"].rank(method="min", ascending=False).astype(int)
+    return out.sort_values(["component", "rank"], kind="stable")
+
+
 class StrengthModel:
     """Options shared by BradleyTerry and PlackettLuce (validated once, here)."""
 
@@ -697,13 +709,7 @@ class BradleyTerry(StrengthModel):
         m = int(keep.sum())
         a, b = codes[:m], codes[m:]
         fit = self._fit(len(entities), a, b, p[keep], w[keep], names=list(entities))
-        out = pd.DataFrame({"log_strength": fit.log_strength, "se": fit.se,
-                            "ci_low": fit.ci_low, "ci_high": fit.ci_high,
-                            "component": fit.component,
-                            "n_comparisons": np.bincount(codes, minlength=len(entities))},
-                           index=pd.Index(entities, name="entity"))
-        out["rank"] = out["log_strength"].rank(method="min", ascending=False).astype(int)
-        self.strengths_ = out.sort_values(["component", "rank"], kind="stable")
+        self.strengths_ = entity_strengths(fit, entities, codes, "n_comparisons")
         self.preferences_ = None
         self.n_comparisons_ = m
         return self

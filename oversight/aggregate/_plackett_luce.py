@@ -34,6 +34,7 @@ from oversight.aggregate._bradley_terry import (
     _Layout,
     _layout,
     _maximise,
+    entity_strengths,
 )
 
 Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # items (R, L), weight, group, id
@@ -258,13 +259,7 @@ class PlackettLuce(StrengthModel):
             codes, entities = pd.factorize(pd.Series(flat, dtype=object), sort=True)
             split = np.split(codes, np.cumsum(lengths)[:-1])
             fit = pl_fit(len(entities), split, wts, names=list(entities), **opts)
-            out = pd.DataFrame({"log_strength": fit.log_strength, "se": fit.se,
-                                "ci_low": fit.ci_low, "ci_high": fit.ci_high,
-                                "component": fit.component,
-                                "n_rankings": np.bincount(codes, minlength=len(entities))},
-                               index=pd.Index(entities, name="entity"))
-            out["rank"] = out["log_strength"].rank(method="min", ascending=False).astype(int)
-            self.strengths_ = out.sort_values(["component", "rank"], kind="stable")
+            self.strengths_ = entity_strengths(fit, entities, codes, "n_rankings")
         else:
             gcodes, items = pd.factorize(table["item_id"], sort=True)
             local = np.asarray(flat, dtype=np.int64)
