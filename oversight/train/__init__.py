@@ -1,0 +1,64 @@
+"""Training under checks-and-balances feedback, through TRL 1.x.
+
+Exports of panel results to TRL datasets (preference, KTO, SFT), the panel as online reward
+functions (GRPO, RLOO), and thin trainer wrappers. TRL and datasets are imported only when a
+function needs them.
+"""
+
+from oversight.train._export import (
+    FORMATS,
+    export_dataset,
+    kto_dataset,
+    load_run,
+    preference_dataset,
+    preference_frame,
+    sft_dataset,
+)
+from oversight.train._reward import (
+    AGGREGATES,
+    CriticReward,
+    PanelReward,
+    PanelScorer,
+    ScoredBatch,
+    completion_text,
+    critic_rewards,
+    panel_reward,
+)
+from oversight.train._trainers import (
+    MODES,
+    TrainOptions,
+    resolve_model,
+    train_dpo,
+    train_grpo,
+    train_kto,
+    train_reward,
+    train_rloo,
+    train_sft,
+)
+
+__all__ = [
+    "AGGREGATES",
+    "FORMATS",
+    "MODES",
+    "CriticReward",
+    "PanelReward",
+    "PanelScorer",
+    "ScoredBatch",
+    "TrainOptions",
+    "completion_text",
+    "critic_rewards",
+    "export_dataset",
+    "kto_dataset",
+    "load_run",
+    "panel_reward",
+    "preference_dataset",
+    "preference_frame",
+    "resolve_model",
+    "sft_dataset",
+    "train_dpo",
+    "train_grpo",
+    "train_kto",
+    "train_reward",
+    "train_rloo",
+    "train_sft",
+]

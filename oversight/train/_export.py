@@ -1,0 +1,163 @@
+"""Panel results -> `datasets.Dataset`s in TRL's column conventions, provenance kept.
+
+Three shapes (TRL 1.x):
+  preference  prompt, chosen, rejected, margin (+ soft_label, flags, provenance)
+              -> RewardTrainer (uses `margin`), DPOTrainer
+  kto         prompt, completion, label (True = desirable)  -> KTOTrainer
+  sft         messages (the prompt turns + the preferred response)  -> SFTTrainer
+
+Chat prompts give TRL's conversational format (`chosen`/`rejected`/`completion` become one
+assistant message); string prompts give the standard text format. Filters: a minimum margin,
+dropping flagged items (any flag, or the ones named) and dropping veto conflicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from oversight.errors import OversightError
+
+FORMATS = ("preference", "kto", "sft")
+
+
+def load_run(run_dir: str | Path) -> Any:
+    """A PanelResult rebuilt from a run directory written by `oversight judge`."""
+    from oversight.aggregate import PanelRules
+    from oversight.panel import PanelResult
+    from oversight.store import JudgmentStore
+
+    run_dir = Path(run_dir)
+    db_path = run_dir / "judgments.sqlite" if run_dir.is_dir() else run_dir
+    if not db_path.exists():
+        raise OversightError(f"{run_dir}: no judgments.sqlite here; run `oversight judge` "
+                             "with --out pointing at this directory first")
+    with JudgmentStore(db_path) as db:
+        items, rows, critics = db.items(), db.judgments(), db.critics()
+    if not rows:
+        raise OversightError(f"{db_path}: the store holds no judgments")
+    latest = {c["name"]: c for c in critics}  # a store may hold several runs; keep the latest
+    veto = tuple(sorted(n for n, c in latest.items() if c.get("veto")))
+    return PanelResult(items=items, judgment_rows=rows, critics=list(latest.values()),
+                       rules=PanelRules(veto_critics=veto))
+
+
+def _flag_list(drop_flagged: bool | Sequence[str]) -> list[str]:
+    from oversight.aggregate import FLAG_COLUMNS
+
+    if drop_flagged is True:
+        return list(FLAG_COLUMNS)
+    if drop_flagged is False or drop_flagged is None:
+        return []
+    flags = [drop_flagged] if isinstance(drop_flagged, str) else list(drop_flagged)
+    bad = [f for f in flags if f not in FLAG_COLUMNS]
+    if bad:
+        raise OversightError(f"drop_flagged: unknown flag(s) {bad}; valid: "
+                             f"{', '.join(FLAG_COLUMNS)}")
+    return flags
+
+
+def preference_frame(result: Any, *, method: str | None = None, min_margin: float = 0.0,
+                     drop_flagged: bool | Sequence[str] = False,
+                     drop_veto_conflicts: bool = True, **options: Any) -> Any:
+    """The filtered preference rows as pandas (one per decided item and losing response)."""
+    if isinstance(result, (str, Path)):
+        result = load_run(result)
+    agg = result.aggregate(method, **options)
+    return agg.preferences(result.items, min_margin=min_margin,
+                           drop_flags=_flag_list(drop_flagged),
+                           drop_veto_conflicts=drop_veto_conflicts)
+
+
+def _is_chat(prompt: Any) -> bool:
+    return not isinstance(prompt, str)
+
+
+def _assistant(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def _provenance(row: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if k in skip:
+            continue
+        if hasattr(v, "item"):  # numpy scalar -> python
+            v = v.item()
+        if k == "reference":
+            v = None if v is None or v != v else int(v)
+        out[k] = v
+    return out
+
+
+def _dataset(rows: list[dict[str, Any]], columns: Sequence[str]) -> Any:
+    from datasets import Dataset
+
+    if not rows:
+        return Dataset.from_dict({c: [] for c in columns})
+    return Dataset.from_list(rows)
+
+
+def preference_dataset(result: Any, **filters: Any) -> Any:
+    """TRL preference rows: prompt, chosen, rejected, margin, plus soft_label, the flags and
+    provenance (item id, critics, principles, constitutions@hash, models, method)."""
+    frame = preference_frame(result, **filters)
+    rows = []
+    for rec in frame.to_dict("records"):
+        chat = _is_chat(rec["prompt"])
+        row = {"prompt": [dict(m) for m in rec["prompt"]] if chat else rec["prompt"],
+               "chosen": _assistant(rec["chosen"]) if chat else rec["chosen"],
+               "rejected": _assistant(rec["rejected"]) if chat else rec["rejected"],
+               "margin": float(rec["margin"])}
+        row.update(_provenance(rec, set(row)))
+        rows.append(row)
+    return _dataset(rows, ["prompt", "chosen", "rejected", "margin"])
+
+
+def kto_dataset(result: Any, **filters: Any) -> Any:
+    """TRL KTO rows: prompt, completion, label (True for a panel-preferred response, False for
+    a rejected one). A K-way winner appears once, however many responses it beat."""
+    frame = preference_frame(result, **filters)
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, int]] = set()
+    for rec in frame.to_dict("records"):
+        chat = _is_chat(rec["prompt"])
+        prompt = [dict(m) for m in rec["prompt"]] if chat else rec["prompt"]
+        prov = _provenance(rec, {"prompt", "chosen", "rejected", "chosen_index",
+                                 "rejected_index"})
+        for key, label in (("chosen", True), ("rejected", False)):
+            idx = int(rec[f"{key}_index"])
+            if (rec["item_id"], idx) in seen:
+                continue
+            seen.add((rec["item_id"], idx))
+            rows.append({"prompt": prompt,
+                         "completion": _assistant(rec[key]) if chat else rec[key],
+                         "label": label, "response_index": idx, **prov})
+    return _dataset(rows, ["prompt", "completion", "label"])
+
+
+def sft_dataset(result: Any, **filters: Any) -> Any:
+    """TRL SFT rows: `messages` = the prompt's turns + the panel-preferred response."""
+    frame = preference_frame(result, **filters)
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for rec in frame.to_dict("records"):
+        if rec["item_id"] in seen:
+            continue
+        seen.add(rec["item_id"])
+        prompt = rec["prompt"]
+        turns = ([{"role": "user", "content": prompt}] if isinstance(prompt, str)
+                 else [dict(m) for m in prompt])
+        prov = _provenance(rec, {"prompt", "chosen", "rejected", "rejected_index"})
+        rows.append({"messages": [*turns, {"role": "assistant", "content": rec["chosen"]}],
+                     **prov})
+    return _dataset(rows, ["messages"])
+
+
+def export_dataset(result: Any, format: str, **filters: Any) -> Any:
+    """One of the three exports by name: 'preference', 'kto' or 'sft'."""
+    makers = {"preference": preference_dataset, "kto": kto_dataset, "sft": sft_dataset}
+    if format not in makers:
+        raise OversightError(f"--format {format!r}: use one of {', '.join(FORMATS)}")
+    return makers[format](result, **filters)
