@@ -195,6 +195,20 @@ def serve(
         _fail(exc)
 
 
+# Training under panel feedback (oversight/cli/_train.py): export, revise, train, serve-reward.
+from oversight.cli._train import (  # noqa: E402
+    export_cmd,
+    revise_cmd,
+    serve_reward_cmd,
+    train_app,
+)
+
+app.command("export")(export_cmd)
+app.command("revise")(revise_cmd)
+app.command("serve-reward")(serve_reward_cmd)
+app.add_typer(train_app, name="train")
+
+
 def main() -> None:
     try:
         app()

@@ -86,10 +86,9 @@ class PanelScorer:
 
     def __init__(self, panel: Any, *, store: Any = None, baseline: str | None = None,
                  baseline_column: str | None = None, batch_size: int = 16) -> None:
-        from oversight.store import JudgmentStore
-
         self.panel = panel
-        self.store = JudgmentStore(store) if isinstance(store, (str, Path)) else store
+        # A path is opened per call (any thread may score, as in the reward server).
+        self.store = str(store) if isinstance(store, Path) else store
         self.baseline = baseline
         self.baseline_column = baseline_column
         self.batch_size = batch_size
