@@ -16,7 +16,7 @@ from oversight.errors import (
     OversightError,
     PanelFileError,
 )
-from oversight.panel import Panel, PanelResult
+from oversight.panel import LocalExecutor, Panel, PanelResult, RayExecutor
 from oversight.store import JudgmentStore
 
 __version__ = "0.1.0"
@@ -32,11 +32,13 @@ __all__ = [
     "FunctionBackend",
     "Judgment",
     "JudgmentStore",
+    "LocalExecutor",
     "OversightError",
     "Panel",
     "PanelFileError",
     "PanelResult",
     "Principle",
+    "RayExecutor",
     "TransformersBackend",
     "__version__",
     "load_comparisons",

@@ -2,10 +2,12 @@
 
 from oversight.backends._base import (
     Backend,
+    BackendSpec,
     ChatPrompt,
     ChoiceRequest,
     ChoiceResult,
     Generation,
+    backend_spec,
 )
 from oversight.backends._default_model import (
     DEFAULT_MODEL,
@@ -21,6 +23,7 @@ from oversight.backends._vllm import VLLMBackend
 __all__ = [
     "DEFAULT_MODEL",
     "Backend",
+    "BackendSpec",
     "ChatPrompt",
     "ChoiceRequest",
     "ChoiceResult",
@@ -30,6 +33,7 @@ __all__ = [
     "TransformersBackend",
     "Usage",
     "VLLMBackend",
+    "backend_spec",
     "cache_dir",
     "default_model_path",
     "fetch_gguf",

@@ -7,6 +7,7 @@ critiques, revisions). Any object with these methods is a backend; no base class
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -69,3 +70,39 @@ class Backend(Protocol):
 
     def generate(self, prompts: list[ChatPrompt], *, max_new_tokens: int = 128,
                  temperature: float = 0.0, seed: int = 0) -> list[Generation]: ...
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """How to build a backend elsewhere (a Ray actor): a factory and its keyword arguments.
+
+    A live model is never shipped; the actor calls `build()` once and keeps the result. The
+    factory and arguments must pickle (a class, or a module-level function, and plain values).
+    """
+
+    factory: Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Any:
+        return self.factory(**self.kwargs)
+
+    @property
+    def key(self) -> str:
+        """A stable text identity: same key, same backend (pools actors across runs)."""
+        name = f"{getattr(self.factory, '__module__', '?')}." \
+               f"{getattr(self.factory, '__qualname__', repr(self.factory))}"
+        return f"{name}({', '.join(f'{k}={v!r}' for k, v in sorted(self.kwargs.items()))})"
+
+
+def backend_spec(backend: Any) -> BackendSpec:
+    """The spec of a backend, from its `spec()` method; an error says how to add one."""
+    make = getattr(backend, "spec", None)
+    if make is None:
+        raise TypeError(f"backend {type(backend).__name__} ({getattr(backend, 'model_id', '?')})"
+                        " has no spec() method, so it cannot be rebuilt on a Ray actor; add "
+                        "spec() returning BackendSpec(<class or factory>, <constructor kwargs>)")
+    spec = make()
+    if not isinstance(spec, BackendSpec):
+        raise TypeError(f"{type(backend).__name__}.spec() returned {type(spec).__name__}, "
+                        "not a BackendSpec")
+    return spec

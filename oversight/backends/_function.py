@@ -19,7 +19,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from oversight.backends._base import ChatPrompt, ChoiceRequest, ChoiceResult, Generation
+from oversight.backends._base import (
+    BackendSpec,
+    ChatPrompt,
+    ChoiceRequest,
+    ChoiceResult,
+    Generation,
+)
 
 
 class FunctionBackend:
@@ -36,6 +42,13 @@ class FunctionBackend:
         except (OSError, TypeError):
             src = repr(self._judge)
         return f"{self.model_id}#{hashlib.sha256(src.encode()).hexdigest()[:12]}"
+
+    def spec(self) -> BackendSpec:
+        """Rebuild on a Ray actor: the functions travel by reference (module-level functions
+        must be importable there) or by value (lambdas, closures), as cloudpickle does.
+        A subclass with its own constructor overrides this."""
+        return BackendSpec(FunctionBackend, dict(judge=self._judge, generate=self._generate,
+                                                 name=self.model_id))
 
     def score_choices(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
         out = []

@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from oversight.backends._base import ChatPrompt, ChoiceRequest, ChoiceResult, Generation
+from oversight.backends._base import (
+    BackendSpec,
+    ChatPrompt,
+    ChoiceRequest,
+    ChoiceResult,
+    Generation,
+)
 from oversight.errors import missing_extra
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -62,6 +68,15 @@ class OpenAIBackend:
 
     def fingerprint(self) -> str:
         return f"openai:{self.model_id}:logprobs={self.logprobs}"
+
+    def spec(self) -> BackendSpec:
+        """Rebuild on a Ray actor: the server address and options (the key stays in the env)."""
+        return BackendSpec(OpenAIBackend, dict(
+            model=self.model_id, base_url=self.base_url, api_key_env=self.api_key_env,
+            concurrency=self.concurrency, timeout_s=self.timeout_s, max_retries=self.max_retries,
+            backoff_s=self.backoff_s, backoff_max_s=self.backoff_max_s,
+            top_logprobs=self.top_logprobs, logprobs=self.logprobs,
+            answer_tokens=self.answer_tokens, seed=self.seed))
 
     def __repr__(self) -> str:  # never shows a key
         return f"OpenAIBackend(model={self.model_id!r}, base_url={self.base_url!r})"

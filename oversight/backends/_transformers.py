@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from oversight.backends._base import ChatPrompt, ChoiceRequest, ChoiceResult, Generation
+from oversight.backends._base import (
+    BackendSpec,
+    ChatPrompt,
+    ChoiceRequest,
+    ChoiceResult,
+    Generation,
+)
 
 DEFAULT = "default"
 
@@ -48,12 +54,28 @@ class TransformersBackend:
         self.pack_tokens = pack_tokens
         self._model = model_obj
         self._tok = tokenizer
+        self._live = model_obj is not None or tokenizer is not None
         self.load_seconds: float | None = None
         self._signature_cache: dict[str, bool] = {}
 
     # -- loading ---------------------------------------------------------------------------
     def fingerprint(self) -> str:
         return f"transformers:{self.model_id}:{self.dtype}"
+
+    def spec(self) -> BackendSpec:
+        """How to rebuild this backend on a Ray actor (model id or path, never the weights)."""
+        if self._live:
+            raise ValueError(f"TransformersBackend({self.model_id!r}) was built from a live "
+                             "model object (model_obj=/tokenizer=), which cannot be shipped to"
+                             " an actor; build it from a model id or path: "
+                             "TransformersBackend('<id or path>')")
+        return BackendSpec(TransformersBackend, dict(
+            model=None if self._source == DEFAULT else self._source, dtype=self.dtype,
+            device=self.device, batch_tokens=self.batch_tokens, max_batch=self.max_batch,
+            trust_remote_code=self.trust_remote_code, num_threads=self.num_threads,
+            model_id=self.model_id, top_k_raw=self.top_k_raw,
+            prefix_sharing=self.prefix_sharing, min_prefix=self.min_prefix,
+            pack_tokens=self.pack_tokens))
 
     def load(self) -> None:
         if self._model is not None and self._tok is not None:

@@ -15,7 +15,13 @@ import math
 import time
 from typing import Any
 
-from oversight.backends._base import ChatPrompt, ChoiceRequest, ChoiceResult, Generation
+from oversight.backends._base import (
+    BackendSpec,
+    ChatPrompt,
+    ChoiceRequest,
+    ChoiceResult,
+    Generation,
+)
 from oversight.errors import missing_extra
 
 
@@ -34,6 +40,11 @@ class VLLMBackend:
 
     def fingerprint(self) -> str:
         return f"vllm:{self.model_id}:{self._kwargs['dtype']}"
+
+    def spec(self) -> BackendSpec:
+        """Rebuild on a Ray actor (give the actor the GPUs: resources={"num_gpus": tp})."""
+        kwargs = {k: v for k, v in self._kwargs.items() if k != "enable_prefix_caching"}
+        return BackendSpec(VLLMBackend, {**kwargs, "top_logprobs": self.top_logprobs})
 
     def load(self) -> None:
         if self._llm is not None:

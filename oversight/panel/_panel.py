@@ -16,6 +16,7 @@ from typing import Any
 
 from oversight.critics import JUDGMENT_COLUMNS, Critic, Judgment
 from oversight.data import Comparison, load_comparisons
+from oversight.panel._executors import Executor, LocalExecutor, WorkUnit, work_units
 from oversight.panel._stats import wilson_ci
 from oversight.store import JudgmentStore
 
@@ -57,8 +58,13 @@ class Panel:
 
     def judge(self, data: Any, *, store: JudgmentStore | str | Path | None = None,
               batch_size: int = 16, progress: Progress | None = None, seed: int = 0,
-              skip_bad: bool = False, limit: int | None = None) -> PanelResult:
-        """Judge every item with every critic. With a store, only missing keys are computed."""
+              skip_bad: bool = False, limit: int | None = None,
+              executor: Executor | None = None) -> PanelResult:
+        """Judge every item with every critic. With a store, only missing keys are computed.
+
+        `executor` runs the work units: `LocalExecutor()` in this process (the default) or
+        `RayExecutor(...)` on Ray actors. Either way this process writes the store, one
+        transaction per unit as results arrive, and the result is the same."""
         loaded = load_comparisons(data, seed=seed, skip_bad=skip_bad, limit=limit)
         items, skipped = list(loaded), loaded.skipped
         own_store = isinstance(store, (str, Path))
@@ -68,7 +74,7 @@ class Panel:
             total = sum(len(t) for t in plan.values())
             done_count = 0
             collected: list[Judgment] = []
-            todo: list[tuple[Critic, list[Any]]] = []
+            todo: list[list[Any]] = []
             if db is not None:
                 db.put_items(items)
             for critic in self.critics:
@@ -80,19 +86,28 @@ class Panel:
                 else:
                     missing = tasks
                 done_count += len(tasks) - len(missing)
-                todo.append((critic, missing))
+                todo.append(missing)
             if progress:
                 progress(done_count, total, "cached")
-            for group in _by_backend(todo):
-                for chunk in _chunks(group, items, batch_size):
-                    out = _judge_chunk(chunk)
-                    if db is not None:
-                        db.put(out)  # one transaction per chunk: a kill loses at most this
-                    else:
-                        collected.extend(out)
-                    done_count += len(out)
-                    if progress:
-                        progress(done_count, total, "+".join(c.name for c, _ in chunk))
+
+            def record(unit: WorkUnit, out: list[Judgment]) -> None:
+                nonlocal done_count
+                if db is not None:
+                    db.put(out)  # one transaction per unit: a kill loses at most what's in flight
+                else:
+                    collected.extend(out)
+                done_count += len(out)
+                if progress:
+                    progress(done_count, total,
+                             "+".join(self.critics[ci].name for ci, _ in unit.parts))
+
+            units = work_units(self.critics, todo, items, batch_size)
+            (executor or LocalExecutor()).run(self.critics, units, record)
+            if db is None:  # units may finish in any order: return them in plan order
+                planned = [(c.fingerprint, *t.key) for c in self.critics for t in plan[c.name]]
+                rank = {k: n for n, k in enumerate(planned)}
+                collected.sort(key=lambda j: rank.get((j.fingerprint, j.item_id, j.principle,
+                                                       j.order), 0))
             if db is not None:
                 wanted = {c.fingerprint: {t.key for t in plan[c.name]} for c in self.critics}
                 collected = []
@@ -110,55 +125,6 @@ class Panel:
                            critics=[c.config() for c in self.critics], skipped=list(skipped),
                            aggregator=self.aggregator, rules=self.rules,
                            aggregator_options=self.aggregator_options)
-
-
-def _by_backend(todo: list[tuple[Critic, list[Any]]]) -> list[list[tuple[Critic, list[Any]]]]:
-    """Critics grouped by the backend object they share, so one call serves them all."""
-    groups: dict[int, list[tuple[Critic, list[Any]]]] = {}
-    for critic, tasks in todo:
-        if tasks:
-            groups.setdefault(id(critic.backend), []).append((critic, tasks))
-    return list(groups.values())
-
-
-def _chunks(group: list[tuple[Critic, list[Any]]], items: Sequence[Comparison],
-            batch_size: int) -> Iterable[list[tuple[Critic, list[Any]]]]:
-    """Chunks of about `batch_size` tasks, never splitting one item's tasks across chunks, so
-    a backend sees every principle and critic of an item together (shared prefixes)."""
-    rank = {it.id: n for n, it in enumerate(items)}
-    by_item: dict[str, list[tuple[int, Any]]] = defaultdict(list)
-    for ci, (_, tasks) in enumerate(group):
-        for t in tasks:
-            by_item[t.item.id].append((ci, t))
-    pending: list[tuple[int, Any]] = []
-    for item_id in sorted(by_item, key=lambda i: rank.get(i, 0)):
-        pending.extend(by_item[item_id])
-        if len(pending) >= batch_size:
-            yield _split(group, pending)
-            pending = []
-    if pending:
-        yield _split(group, pending)
-
-
-def _split(group: list[tuple[Critic, list[Any]]], pending: list[tuple[int, Any]]
-           ) -> list[tuple[Critic, list[Any]]]:
-    per: dict[int, list[Any]] = defaultdict(list)
-    for ci, t in pending:
-        per[ci].append(t)
-    return [(group[ci][0], tasks) for ci, tasks in sorted(per.items())]
-
-
-def _judge_chunk(chunk: list[tuple[Critic, list[Any]]]) -> list[Judgment]:
-    """One backend call for all critics in the chunk (they share the backend)."""
-    prepared = [(critic, critic.prepare(tasks)) for critic, tasks in chunk]
-    requests = [r for _, p in prepared for r in p.requests]
-    results = chunk[0][0].backend.score_choices(requests)
-    out: list[Judgment] = []
-    start = 0
-    for critic, p in prepared:
-        out.extend(critic.finish(p, results[start:start + len(p.requests)]))
-        start += len(p.requests)
-    return out
 
 
 @dataclass
@@ -201,6 +167,16 @@ class PanelResult:
     @property
     def flags(self) -> Any:
         return self.aggregation.decisions
+
+    @property
+    def plot(self) -> Any:
+        """The report's figures for this result (`oversight.report.Plots`), e.g.
+        `result.plot.agreement()` returns a matplotlib Figure."""
+        if getattr(self, "_plots", None) is None:
+            from oversight.report import Analysis, Plots
+
+            self._plots = Plots(Analysis.from_result(self))
+        return self._plots
 
     @property
     def critic_names(self) -> list[str]:
