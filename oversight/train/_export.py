@@ -70,8 +70,18 @@ def preference_frame(result: Any, *, method: str | None = None, min_margin: floa
                            drop_veto_conflicts=drop_veto_conflicts)
 
 
-def _is_chat(prompt: Any) -> bool:
-    return not isinstance(prompt, str)
+def _chat_frame(frame: Any) -> bool:
+    """One format per dataset (Arrow columns have one type): conversational if any prompt is
+    chat messages, and then string prompts become one user turn."""
+    return any(not isinstance(p, str) for p in frame["prompt"])
+
+
+def _prompt(prompt: Any, chat: bool) -> Any:
+    if not chat:
+        return prompt
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [dict(m) for m in prompt]
 
 
 def _assistant(text: str) -> list[dict[str, str]]:
@@ -104,9 +114,9 @@ def preference_dataset(result: Any, **filters: Any) -> Any:
     provenance (item id, critics, principles, constitutions@hash, models, method)."""
     frame = preference_frame(result, **filters)
     rows = []
+    chat = _chat_frame(frame)
     for rec in frame.to_dict("records"):
-        chat = _is_chat(rec["prompt"])
-        row = {"prompt": [dict(m) for m in rec["prompt"]] if chat else rec["prompt"],
+        row = {"prompt": _prompt(rec["prompt"], chat),
                "chosen": _assistant(rec["chosen"]) if chat else rec["chosen"],
                "rejected": _assistant(rec["rejected"]) if chat else rec["rejected"],
                "margin": float(rec["margin"])}
@@ -121,9 +131,9 @@ def kto_dataset(result: Any, **filters: Any) -> Any:
     frame = preference_frame(result, **filters)
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, int]] = set()
+    chat = _chat_frame(frame)
     for rec in frame.to_dict("records"):
-        chat = _is_chat(rec["prompt"])
-        prompt = [dict(m) for m in rec["prompt"]] if chat else rec["prompt"]
+        prompt = _prompt(rec["prompt"], chat)
         prov = _provenance(rec, {"prompt", "chosen", "rejected", "chosen_index",
                                  "rejected_index"})
         for key, label in (("chosen", True), ("rejected", False)):
@@ -146,9 +156,7 @@ def sft_dataset(result: Any, **filters: Any) -> Any:
         if rec["item_id"] in seen:
             continue
         seen.add(rec["item_id"])
-        prompt = rec["prompt"]
-        turns = ([{"role": "user", "content": prompt}] if isinstance(prompt, str)
-                 else [dict(m) for m in prompt])
+        turns = _prompt(rec["prompt"], True)
         prov = _provenance(rec, {"prompt", "chosen", "rejected", "rejected_index"})
         rows.append({"messages": [*turns, {"role": "assistant", "content": rec["chosen"]}],
                      **prov})
