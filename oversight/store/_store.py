@@ -87,6 +87,17 @@ class JudgmentStore:
         with self._tx():
             self._db.executemany("INSERT OR IGNORE INTO items VALUES (?, ?)", rows)
 
+    def replace(self, fingerprint: str, judgments: Sequence[Judgment]) -> None:
+        """Atomically drop this fingerprint's rows for the items in `judgments`, then write
+        them: a relabelled item (e.g. an imported human review) keeps only its new rows."""
+        items = sorted({j.item_id for j in judgments})
+        rows = [tuple(getattr(j, c) for c in JUDGMENT_COLUMNS) for j in judgments]
+        with self._tx():
+            self._db.executemany("DELETE FROM judgments WHERE fingerprint = ? AND item_id = ?",
+                                 [(fingerprint, i) for i in items])
+            self._db.executemany(f"INSERT INTO judgments ({_COLS}) VALUES ({_PLACEHOLDERS})",
+                                 rows)
+
     def put_critic(self, config: dict[str, Any]) -> None:
         with self._tx():
             self._db.execute("INSERT OR REPLACE INTO critics VALUES (?, ?, ?)",

@@ -1,0 +1,118 @@
+"""`oversight report` and `oversight review`: the HTML report, its terminal summary, and the
+human-review queue."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from oversight.report import HUMAN, Analysis
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.{digits}f}"
+    return str(v)
+
+
+def _kappa_color(v: float) -> str:
+    if math.isnan(v):
+        return "-"
+    color = "green" if v >= 0.6 else "yellow" if v >= 0.2 else "red"
+    return f"[{color}]{v:.2f}[/]"
+
+
+def print_summary(console: Console, a: Analysis, contested: int = 5) -> None:
+    """The report's headline numbers as rich tables."""
+    from oversight.aggregate import agreement_summary
+
+    console.print(f"{len(a.items)} items, {len(a.critic_names)} critics, {len(a.judgments)} "
+                  f"judgments; flags: " + ", ".join(f"{k}={v}" for k, v in
+                                                     a.flag_counts.items()), highlight=False)
+    if len(a.critic_names) > 1:
+        s = agreement_summary(a.judgments)
+        console.print(f"Krippendorff alpha {_f(s['alpha'])}, Fleiss kappa "
+                      f"{_f(s['fleiss_kappa'])}, mean Cohen kappa {_f(s['mean_cohen_kappa'])}",
+                      highlight=False)
+    kappa, n = a.kappa
+    t = Table(title="Cohen's kappa between critics")
+    t.add_column("")
+    for c in kappa.columns:
+        t.add_column(c, justify="right")
+    for r in kappa.index:
+        t.add_row(r, *[_kappa_color(float(kappa.at[r, c])) for c in kappa.columns])
+    console.print(t)
+    pb = a.position_bias
+    t = Table(title="Position bias (mean P(first shown is better); 0.5 = order-blind)")
+    for col in ("critic", "judgments", "P(first) fwd", "P(first) rev", "bias [95% CI]",
+                "flip rate"):
+        t.add_column(col, justify="left" if col == "critic" else "right")
+    for r in pb.to_dict("records"):
+        t.add_row(r["critic"], str(r["n"]), _f(r["p_first_forward"]), _f(r["p_first_reverse"]),
+                  f"{r['bias']:+.3f} [{r['p_first_low'] - 0.5:+.3f}, "
+                  f"{r['p_first_high'] - 0.5:+.3f}]", _f(r["flip_rate"], 2))
+    console.print(t)
+    rel = a.reliability
+    t = Table(title="Dawid-Skene reliability (95% bootstrap CI)")
+    for col in ("critic", "reliability", "95% CI", *(["with human gold"]
+                                                      if "reliability_human" in rel else [])):
+        t.add_column(col, justify="left" if col == "critic" else "right")
+    for r in rel.to_dict("records"):
+        t.add_row(r["critic"], _f(r["reliability"]), f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}]",
+                  *([_f(r["reliability_human"])] if "reliability_human" in r else []))
+    console.print(t)
+    pd_ = a.principle_disagreement.head(5)
+    if len(pd_):
+        console.print("most disagreeing principles: " + "; ".join(
+            f"{r['critic']}:{r['principle']} {r['rate']:.2f} (n={r['n_items']})"
+            for r in pd_.to_dict("records")), highlight=False)
+    for source in a.references():
+        name = "human review" if source == HUMAN else "reference"
+        t = Table(title=f"Agreement with {name} labels (95% Wilson CI)")
+        for col in ("critic", "n", "agreement", "95% CI", "ECE"):
+            t.add_column(col, justify="left" if col == "critic" else "right")
+        cal = a.calibration(source)
+        for r in a.reference_agreement(source).to_dict("records"):
+            ece = cal.get(r["critic"])
+            t.add_row(r["critic"], str(r["n"]), _f(r["agreement"]),
+                      f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}]",
+                      _f(ece[0]) if ece else "")
+        console.print(t)
+    top = a.contested(contested)
+    t = Table(title=f"Most contested items (top {len(top)})")
+    t.add_column("item")
+    t.add_column("flags")
+    for c in a.critic_names:
+        t.add_column(f"{c}\nP(A)", justify="right")
+    t.add_column("panel", justify="center")
+    t.add_column("margin", justify="right")
+    for d in top.to_dict("records"):
+        views = {v["critic"]: v for v in a.critic_views(d["item_id"])}
+        cells = []
+        for c in a.critic_names:
+            s = views.get(c, {}).get("support")
+            cells.append("-" if not s else _f(s[0], 2))
+        flags = ",".join(f for f in ("split", "veto_conflict", "position_inconsistent",
+                                     "low_quorum", "cycle") if d.get(f))
+        t.add_row(d["item_id"], flags, *cells, str(d["final"]), _f(d["margin"], 2))
+    console.print(t)
+
+
+def run_report(console: Console, run_dir: Path, *, out: Path | None, method: str,
+               contested: int, conflict_min_items: int, quiet: bool) -> Path:
+    from oversight.report import write_report
+
+    t0 = time.perf_counter()
+    a = Analysis.from_run(run_dir, method=method, conflict_min_items=conflict_min_items)
+    if not quiet:
+        print_summary(console, a)
+    target = out if out is not None else (run_dir if run_dir.is_dir() else run_dir.parent)
+    path = write_report(a, target, contested=contested)
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in "
+                  f"{time.perf_counter() - t0:.1f} s", highlight=False)
+    return path

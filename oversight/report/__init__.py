@@ -1,0 +1,22 @@
+"""Reports: the figures and tables for studying where critics disagree.
+
+`Analysis` derives the tables from a run, `Plots` (also `PanelResult.plot`) turns them into
+matplotlib Figures, `write_report` writes one self-contained report.html, and the review
+helpers send contested items to humans and bring their labels back as a `human` critic.
+"""
+
+from oversight.report._analysis import HUMAN, Analysis, expected_calibration_error
+from oversight.report._html import render_html, write_report
+from oversight.report._plots import Plots
+from oversight.report._review import export_queue, import_labels
+
+__all__ = [
+    "HUMAN",
+    "Analysis",
+    "Plots",
+    "expected_calibration_error",
+    "export_queue",
+    "import_labels",
+    "render_html",
+    "write_report",
+]
