@@ -197,6 +197,8 @@ def test_review_roundtrip_jsonl(tmp_path, run_dir):
     ref = b.reference_agreement().set_index("critic")
     assert ref.at["human", "agreement"] == 1.0 and ref.at["human", "n"] == HARD
     assert "human" in b.kappa[0].index
+    res = CliRunner().invoke(app, ["aggregate", str(run)])  # humans never vote there either
+    assert res.exit_code == 0 and f"{N} items, 3 critics" in res.output
     rel = b.reliability.set_index("critic")
     # semi-supervised Dawid-Skene: human gold on the hard items sides with `fair`
     assert rel.at["fair", "reliability_human"] > 0.9

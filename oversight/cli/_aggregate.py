@@ -30,6 +30,9 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str, out: Path | N
         items = db.items()
         judgments = db.to_frame()
         critics = db.critics()
+    # Imported human review labels (critic "human") are a reference, never a panel vote.
+    judgments = judgments[judgments["critic"] != "human"].reset_index(drop=True)
+    critics = [c for c in critics if c.get("name") != "human"]
     if judgments.empty:
         raise OversightError(f"{db_path}: the store holds no judgments")
     # A store can hold several runs' critics; keep the latest config per critic name.

@@ -49,13 +49,14 @@ def print_summary(console: Console, a: Analysis, contested: int = 5) -> None:
     console.print(t)
     pb = a.position_bias
     t = Table(title="Position bias (mean P(first shown is better); 0.5 = order-blind)")
-    for col in ("critic", "judgments", "P(first) fwd", "P(first) rev", "bias [95% CI]",
+    for col in ("critic", "judgments", "P(first) fwd", "P(first) rev", "bias ±95% CI",
                 "flip rate"):
         t.add_column(col, justify="left" if col == "critic" else "right")
     for r in pb.to_dict("records"):
+        half = (r["p_first_high"] - r["p_first_low"]) / 2
         t.add_row(r["critic"], str(r["n"]), _f(r["p_first_forward"]), _f(r["p_first_reverse"]),
-                  f"{r['bias']:+.3f} [{r['p_first_low'] - 0.5:+.3f}, "
-                  f"{r['p_first_high'] - 0.5:+.3f}]", _f(r["flip_rate"], 2))
+                  f"{r['bias']:+.3f} ±{half:.3f}" if not math.isnan(half)
+                  else f"{r['bias']:+.3f}", _f(r["flip_rate"], 2))
     console.print(t)
     rel = a.reliability
     t = Table(title="Dawid-Skene reliability (95% bootstrap CI)")
@@ -95,10 +96,12 @@ def print_summary(console: Console, a: Analysis, contested: int = 5) -> None:
         views = {v["critic"]: v for v in a.critic_views(d["item_id"])}
         cells = []
         for c in a.critic_names:
-            s = views.get(c, {}).get("support")
-            cells.append("-" if not s else _f(s[0], 2))
-        flags = ",".join(f for f in ("split", "veto_conflict", "position_inconsistent",
-                                     "low_quorum", "cycle") if d.get(f))
+            sup = views.get(c, {}).get("support")
+            cells.append("-" if not sup else _f(sup[0], 2))
+        flags = ",".join(short for f, short in (("split", "split"), ("veto_conflict", "veto"),
+                                                ("position_inconsistent", "position"),
+                                                ("low_quorum", "quorum"), ("cycle", "cycle"))
+                         if d.get(f))
         t.add_row(d["item_id"], flags, *cells, str(d["final"]), _f(d["margin"], 2))
     console.print(t)
 

@@ -400,19 +400,19 @@ class Analysis:
         for name in [*self.critic_names, *([HUMAN] if not self.human_judgments.empty
                                           else [])]:
             s = sup.get(name)
-            rows = [] if j is None else j[j["critic"] == name]
-            if s is None and not len(rows):
+            records = [] if j is None else j[j["critic"] == name].to_dict("records")
+            if s is None and not records:
                 continue
             verdict: Any = "abstain"
-            if s is not None:
-                best = max(s)
-                winners = [i for i, v in enumerate(s) if not math.isnan(v) and v == best]
+            vals = [v for v in (s or []) if not math.isnan(v)]
+            if vals:
+                winners = [i for i, v in enumerate(s or []) if v == max(vals)]
                 verdict = winners[0] if len(winners) == 1 else "tie"
             out.append({"critic": name, "support": s, "verdict": verdict, "judgments": [
                 {"principle": r["principle"], "order": r["order"], "status": r["status"],
                  "value": None if pd.isna(r["value"]) else float(r["value"]),
                  "rationale": r["rationale"] or None, "reason": r["reason"] or None}
-                for r in (rows.to_dict("records") if len(rows) else [])]})
+                for r in records]})
         return out
 
     @cached_property
