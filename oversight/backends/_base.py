@@ -48,6 +48,7 @@ class ChoiceResult:
     latency_s: float = 0.0
     top: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    truncated: bool = False  # text generation stopped at its token limit
 
 
 @dataclass

@@ -213,11 +213,15 @@ def _choice_result(data: dict[str, Any], choices: Sequence[str], tokens: int,
     """Choice log-probs from top_logprobs of the first token; else the text to parse."""
     text = _message_text(data)
     try:
+        truncated = data["choices"][0].get("finish_reason") == "length"
+    except (KeyError, IndexError, TypeError, AttributeError):
+        truncated = False
+    try:
         first = data["choices"][0]["logprobs"]["content"][0]
         tops = first.get("top_logprobs") or [{"token": first["token"],
                                               "logprob": first["logprob"]}]
     except (KeyError, IndexError, TypeError):
-        return ChoiceResult(text=text, tokens=tokens, latency_s=latency)
+        return ChoiceResult(text=text, tokens=tokens, latency_s=latency, truncated=truncated)
     by_choice: dict[str, list[float]] = {c: [] for c in choices}
     top: dict[str, float] = {}
     for entry in tops:
@@ -231,7 +235,7 @@ def _choice_result(data: dict[str, Any], choices: Sequence[str], tokens: int,
     if not any(by_choice.values()):
         # No choice among the returned alternatives: fall back to the answer text.
         return ChoiceResult(text=text, tokens=tokens, latency_s=latency,
-                            top=dict(list(top.items())[:5]))
+                            top=dict(list(top.items())[:5]), truncated=truncated)
     lps = []
     for c in choices:
         vals = by_choice[c]

@@ -142,7 +142,8 @@ def judge(
         (out / "run.json").write_text(json.dumps({
             "panel": str(panel), "data": str(data), "items": len(items), "seed": seed,
             "skipped": items.skipped, "critics": result.critics,
-            "status_counts": result.status_counts(), "seconds": seconds, "computed": computed,
+            "status_counts": result.status_counts(), "reason_counts": result.reason_counts(),
+            "seconds": seconds, "computed": computed,
         }, indent=2))
         run_summary(console, result, seconds, computed)
         console.print(f"wrote {out}/judgments.parquet, summary.parquet, run.json, "

@@ -60,6 +60,10 @@ def run_summary(console: Console, result: PanelResult, seconds: float, computed:
                   + f"; computed now: {computed} in {seconds:.1f} s"
                   + (f" ({computed / seconds:.2f} judgments/s)"
                      if computed and seconds > 0 else ""))
+    for status, by in result.reason_counts().items():
+        console.print(f"{status} by reason: "
+                      + ", ".join(f"{code}={n}" for code, n in by.items()), highlight=False,
+                      markup=False)
     if result.skipped:
         console.print(f"[yellow]skipped {len(result.skipped)} bad rows[/] "
                       f"(first: {result.skipped[0][1]})")

@@ -6,7 +6,9 @@ Modes:
   passfail  P(the response upholds the principle) from "Yes"/"No".
 
 Options: position swap (both orders kept, so position bias is measurable), principle sampling
-(k per item with a seed, as in the CAI paper), and a rationale generated before the verdict.
+(k per item with a seed, as in the CAI paper), a rationale generated before the verdict, and
+`hardened=True`: the prompt-injection-hardened template (random fences around untrusted text,
+chat-control tokens neutralised; see `oversight.critics._templates`).
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class Critic:
                  mode: Mode = "pairwise", name: str | None = None, swap: bool = True,
                  principles: str | int | Sequence[str] = "all", seed: int = 0,
                  rationale: bool = False, rationale_tokens: int = 96,
-                 min_choice_mass: float = 0.0, weight: float = 1.0, veto: bool = False) -> None:
+                 min_choice_mass: float = 0.0, weight: float = 1.0, veto: bool = False,
+                 hardened: bool = False, fence_key: bytes | None = None) -> None:
         if not isinstance(constitution, Constitution):
             constitution = load_constitution(constitution)
         if mode not in MODES:
@@ -115,6 +118,8 @@ class Critic:
         self.min_choice_mass = min_choice_mass
         self.weight = weight
         self.veto = veto
+        self.hardened = hardened
+        self._fence_key = fence_key
 
     def __repr__(self) -> str:
         return (f"Critic(name={self.name!r}, constitution={self.constitution.name}@"
@@ -122,12 +127,17 @@ class Critic:
 
     # -- identity --------------------------------------------------------------------------
     @property
+    def template(self) -> str:
+        """The prompt template's version (part of the fingerprint and of every judgment)."""
+        return T.HARDENED_VERSION if self.hardened else T.TEMPLATE_VERSION
+
+    @property
     def fingerprint(self) -> str:
         """Model + constitution hash + template + mode + verdict options: keys the cache."""
         doc = {
             "backend": self.backend.fingerprint(),
             "constitution": self.constitution.hash,
-            "template": T.TEMPLATE_VERSION,
+            "template": self.template,
             "mode": self.mode,
             "rationale": [self.rationale, self.rationale_tokens],
             "min_choice_mass": self.min_choice_mass,
@@ -142,7 +152,7 @@ class Critic:
             "principles": self.principles if isinstance(self.principles, (str, int))
             else list(self.principles),
             "seed": self.seed, "rationale": self.rationale, "weight": self.weight,
-            "veto": self.veto, "template": T.TEMPLATE_VERSION, "fingerprint": self.fingerprint,
+            "veto": self.veto, "template": self.template, "fingerprint": self.fingerprint,
         }
 
     # -- what to judge ---------------------------------------------------------------------
@@ -179,10 +189,14 @@ class Critic:
 
     def _prompt(self, task: Task, rationale: str | None) -> ChatPrompt:
         if self.mode == "pairwise":
-            return T.pairwise_prompt(task.item, task.shown, task.principle, rationale)
-        if self.mode == "score":
-            return T.score_prompt(task.item, task.shown[0], task.principle, rationale)
-        return T.passfail_prompt(task.item, task.shown[0], task.principle, rationale)
+            prompt = T.pairwise_prompt(task.item, task.shown, task.principle, rationale)
+        elif self.mode == "score":
+            prompt = T.score_prompt(task.item, task.shown[0], task.principle, rationale)
+        else:
+            prompt = T.passfail_prompt(task.item, task.shown[0], task.principle, rationale)
+        if self.hardened:
+            prompt = T.harden(prompt, task.item, task.shown, self._fence_key)
+        return prompt
 
     def prepare(self, tasks: Sequence[Task]) -> Prepared:
         """Build the backend requests for tasks (generating rationales first if enabled)."""
@@ -235,7 +249,7 @@ class Critic:
             model=self.backend.model_id, constitution=self.constitution.name,
             constitution_hash=self.constitution.hash, principle=task.principle.id,
             principle_kind=task.principle.kind, principle_weight=task.principle.weight,
-            template=T.TEMPLATE_VERSION, order=task.order, mode=self.mode, value=None,
+            template=self.template, order=task.order, mode=self.mode, value=None,
             status="ok", tokens=res.tokens, latency_s=res.latency_s)
         if res.error is not None:
             j.status, j.reason, j.raw = "error", res.error, res.text
@@ -248,16 +262,18 @@ class Critic:
                                 "top": res.top}, ensure_ascii=False)
             j.choice_mass = mass
             if not all(math.isfinite(p) for p in probs) or mass <= 0.0:
-                j.status, j.reason = "abstain", "no probability on any choice"
+                j.status, j.reason = "abstain", ("no-choice-probability: no probability on "
+                                                 "any choice")
             elif mass < self.min_choice_mass:
                 j.status, j.reason = "abstain", (
-                    f"choice tokens hold {mass:.3g} of the probability, below "
+                    f"low-choice-mass: choice tokens hold {mass:.3g} of the probability, below "
                     f"min_choice_mass={self.min_choice_mass}")
             else:
                 j.value = _value(self.mode, probs)
             return j
         j.raw = res.text
-        picked, reason = parse_choice(res.text or "", [c.strip() for c in choices])
+        picked, reason = parse_choice(res.text or "", [c.strip() for c in choices],
+                                      truncated=res.truncated)
         if picked is None:
             j.status, j.reason = "abstain", reason
             return j

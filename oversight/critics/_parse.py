@@ -2,6 +2,19 @@
 
 Log-prob answers are normalised over the choices. Text answers (backends without log-probs)
 are parsed strictly: no verdict, or two different verdicts, is an abstention, never a tie.
+
+Every abstention's reason starts with a short code, then ": " and the detail, so that a run's
+summary can count abstentions by cause (`reason_code`):
+
+  empty                  the output is empty or whitespace;
+  truncated              the output stops before its verdict (a dangling "Answer:", or the
+                         backend reports that generation hit its token limit);
+  no-verdict             no choice is named;
+  doubled-verdict        the bare answer repeats the verdict token ("A A", "AA"): a degenerate
+                         answer, not a deliberate one;
+  conflicting-verdicts   two different choices are named ("A B", "Answer: A ... Answer: B");
+  no-choice-probability  log-probs put no mass on any choice;
+  low-choice-mass        the choices hold less probability than `min_choice_mass`.
 """
 
 from __future__ import annotations
@@ -27,19 +40,50 @@ def normalize(logprobs: Sequence[float]) -> tuple[list[float], float]:
     return [e / total for e in exps], mass
 
 
-def parse_choice(text: str, choices: Sequence[str]) -> tuple[str | None, str]:
-    """The single choice a text answer names, or (None, reason)."""
+def reason_code(reason: str | None) -> str:
+    """The short cause at the head of an abstention's or error's reason ("no-verdict")."""
+    if not reason:
+        return "unspecified"
+    return reason.split(":", 1)[0].strip()[:40] or "unspecified"
+
+
+_DANGLING = re.compile(r"(?:answer|verdict|score|choice)\s*(?:is)?\s*[:=\-]?\s*\**\s*$",
+                       re.IGNORECASE)
+_TOKENS = re.compile(r"[A-Za-z]+|\d+")
+
+
+def parse_choice(text: str | None, choices: Sequence[str], *,
+                 truncated: bool = False) -> tuple[str | None, str]:
+    """The single choice a text answer names, or (None, "code: reason").
+
+    `truncated` says the backend stopped generating at its token limit; an answer without a
+    verdict is then reported as truncated rather than as naming no verdict.
+    """
     if text is None or not text.strip():
-        return None, "empty output"
+        return None, "empty: empty output"
     norm = {c.lower(): c for c in choices}
     whole = text.strip().strip(_STRIP).lower()
     if whole in norm:
         return norm[whole], ""
+    bare = _TOKENS.findall(whole)
+    if bare and all(t in norm for t in bare) and len(bare) > 1:
+        distinct = sorted(set(bare))
+        if len(distinct) > 1:
+            return None, (f"conflicting-verdicts: conflicting verdicts "
+                          f"{[norm[d] for d in distinct]} in the output")
+        return None, f"doubled-verdict: the verdict {norm[bare[0]]!r} is repeated"
+    if len(bare) == 1 and len(bare[0]) > 1:
+        for c in sorted(norm, key=len, reverse=True):
+            if len(bare[0]) % len(c) == 0 and bare[0] == c * (len(bare[0]) // len(c)):
+                return None, f"doubled-verdict: the verdict {norm[c]!r} is repeated"
     found = [m.group(1).lower() for m in _ANSWER.finditer(text)]
     found = [f for f in found if f in norm]
     if not found:
-        return None, f"no verdict among {list(choices)} found in the output"
+        if truncated or _DANGLING.search(text.rstrip()):
+            return None, "truncated: the output stops before a verdict"
+        return None, f"no-verdict: no verdict among {list(choices)} found in the output"
     distinct = sorted(set(found))
     if len(distinct) > 1:
-        return None, f"conflicting verdicts {[norm[d] for d in distinct]} in the output"
+        return None, (f"conflicting-verdicts: conflicting verdicts "
+                      f"{[norm[d] for d in distinct]} in the output")
     return norm[distinct[0]], ""

@@ -303,6 +303,22 @@ class PanelResult:
             counts[j.status] += 1
         return dict(counts)
 
+    def reason_counts(self) -> dict[str, dict[str, int]]:
+        """Abstentions and errors counted by cause: {"abstain": {"no-verdict": 3}, ...}.
+
+        The cause is the reason's leading code (see `oversight.critics._parse`); an error's is
+        the text before its first colon, such as "HTTP 500" or "TimeoutError".
+        """
+        from oversight.critics._parse import reason_code
+
+        counts: dict[str, dict[str, int]] = {}
+        for j in self.judgment_rows:
+            if j.status != "ok":
+                by = counts.setdefault(j.status, {})
+                code = reason_code(j.reason)
+                by[code] = by.get(code, 0) + 1
+        return {s: dict(sorted(by.items())) for s, by in sorted(counts.items())}
+
 
 def _argmax(support: Iterable[float]) -> int | str:
     vals = [(-math.inf if math.isnan(v) else v) for v in support]
