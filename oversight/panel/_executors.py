@@ -173,6 +173,8 @@ class RayExecutor:
     init_kwargs: extra `ray.init` arguments when this executor starts Ray.
 
     Actors are kept between runs of the same executor; `close()` (or `with`) ends them.
+    `stats` counts the last run's units sent, done and retried, tasks sent, actors started
+    and lost.
     """
 
     def __init__(self, address: str | None = None, *, actors_per_backend: int = 1,
@@ -281,6 +283,7 @@ class RayExecutor:
         ray = self._ray()
         from ray.exceptions import RayActorError, RayTaskError
 
+        self.stats = defaultdict(int)
         pools: dict[int, _Pool] = {}
         shipped: dict[int, Any] = {}
         stamps = [(c.fingerprint, c.name, c.backend.model_id) for c in critics]
