@@ -43,6 +43,10 @@ class BackendError(OversightError, RuntimeError):
     """A backend could not be built or reached (missing extra, offline model fetch, ...)."""
 
 
+class StoreBusyError(OversightError, RuntimeError):
+    """Another process holds a judgment store's run lock (and the caller chose not to wait)."""
+
+
 class PanelFileError(OversightError, ValueError):
     """A panel file could not be loaded or defines no panel."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from oversight.errors import OversightError
+from oversight.errors import DataError, OversightError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-critic oversight of language models.")
@@ -25,7 +26,7 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(exc: BaseException) -> NoReturn:
+def _fail(exc: BaseException | str) -> NoReturn:
     err.print(f"error: {exc}", highlight=False, markup=False)
     raise typer.Exit(2)
 
@@ -113,43 +114,52 @@ def judge(
     from oversight.cli._progress import judging_progress
     from oversight.cli._tables import run_summary
     from oversight.data import load_comparisons
-    from oversight.store import JudgmentStore
+    from oversight.store import JudgmentStore, run_lock
 
     try:
         p = load_panel(panel)
         items = load_comparisons(data, seed=seed, skip_bad=skip_bad, limit=limit)
+        if not items:
+            raise DataError(str(data), "no comparisons to judge" + (
+                f" ({len(items.skipped)} bad rows skipped)" if items.skipped else ""))
         out.mkdir(parents=True, exist_ok=True)
         db_path = out / "judgments.sqlite"
-        if not resume and db_path.exists():
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-        console.print(f"{p!r}: {len(items)} items from {data}"
-                      + (f", {len(items.skipped)} bad rows skipped" if items.skipped else ""),
-                      highlight=False)
-        for _row, reason in items.skipped[:5]:
-            err.print(f"skipped: {reason}", highlight=False, markup=False)
-        with JudgmentStore(db_path) as db:
-            before = db.count()
-            t0 = time.perf_counter()
-            with judging_progress(console) as progress:
-                result = p.judge(items, store=db, batch_size=batch_size, progress=progress)
-            seconds = time.perf_counter() - t0
-            computed = db.count() - before
-        result.judgments.to_parquet(out / "judgments.parquet", index=False)
-        summary = result.summary()
-        summary.astype({c: str for c in summary.columns if c.endswith("verdict")}) \
-            .to_parquet(out / "summary.parquet", index=False)
-        (out / "run.json").write_text(json.dumps({
-            "panel": str(panel), "data": str(data), "items": len(items), "seed": seed,
-            "skipped": items.skipped, "critics": result.critics,
-            "status_counts": result.status_counts(), "reason_counts": result.reason_counts(),
-            "seconds": seconds, "computed": computed,
-        }, indent=2))
-        run_summary(console, result, seconds, computed)
-        console.print(f"wrote {out}/judgments.parquet, summary.parquet, run.json, "
-                      "judgments.sqlite", highlight=False)
+        # The run lock covers the whole run (deleting for --fresh, judging, writing the run
+        # files): a second `oversight judge` on this directory waits, then resumes.
+        with run_lock(db_path, notify=lambda m: err.print(f"waiting: {m}", highlight=False,
+                                                          markup=False)):
+            if not resume and db_path.exists():
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+            console.print(f"{p!r}: {len(items)} items from {data}"
+                          + (f", {len(items.skipped)} bad rows skipped" if items.skipped else ""),
+                          highlight=False)
+            for _row, reason in items.skipped[:5]:
+                err.print(f"skipped: {reason}", highlight=False, markup=False)
+            with JudgmentStore(db_path) as db:
+                before = db.count()
+                t0 = time.perf_counter()
+                with judging_progress(console) as progress:
+                    result = p.judge(items, store=db, batch_size=batch_size, progress=progress)
+                seconds = time.perf_counter() - t0
+                computed = db.count() - before
+            result.judgments.to_parquet(out / "judgments.parquet", index=False)
+            summary = result.summary()
+            summary.astype({c: str for c in summary.columns if c.endswith("verdict")}) \
+                .to_parquet(out / "summary.parquet", index=False)
+            (out / "run.json").write_text(json.dumps({
+                "panel": str(panel), "data": str(data), "items": len(items), "seed": seed,
+                "skipped": items.skipped, "critics": result.critics,
+                "status_counts": result.status_counts(), "reason_counts": result.reason_counts(),
+                "seconds": seconds, "computed": computed,
+            }, indent=2))
+            run_summary(console, result, seconds, computed)
+            console.print(f"wrote {out}/judgments.parquet, summary.parquet, run.json, "
+                          "judgments.sqlite", highlight=False)
     except OversightError as exc:
         _fail(exc)
+    except OSError as exc:  # e.g. --out names an existing file, or a read-only directory
+        _fail(f"{exc.filename or out}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         err.print("interrupted: every finished batch is in the store; rerun to resume")
         raise typer.Exit(130) from None
@@ -287,3 +297,10 @@ def main() -> None:
     except OversightError as exc:  # a last guard: never a traceback for bad input
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Exception as exc:  # a bug, not bad input: one line, the traceback on request
+        if os.environ.get("OVERSIGHT_DEBUG"):
+            raise
+        text = " ".join(str(exc).split())[:300]
+        print(f"internal error: {type(exc).__name__}: {text} (set OVERSIGHT_DEBUG=1 to see "
+              "the traceback)", file=sys.stderr)
+        sys.exit(1)

@@ -23,17 +23,16 @@ def load_panel(path: str | Path) -> Panel:
         raise PanelFileError(f"{p}: {exc}") from None
     except SyntaxError as exc:
         raise PanelFileError(f"{p}: line {exc.lineno}: syntax error: {exc.msg}") from None
-    except Exception as exc:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(p)]
-        line = f"line {frames[-1].lineno}: " if frames else ""
-        raise PanelFileError(f"{p}: {line}{type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # exit() in a panel file is an error, not an exit
+        raise PanelFileError(f"{p}: {_line(exc, p)}{_describe(exc)}") from None
     if "build_panel" in namespace and callable(namespace["build_panel"]):
         try:
             panel = namespace["build_panel"]()
         except OversightError as exc:
             raise PanelFileError(f"{p}: build_panel(): {exc}") from None
-        except Exception as exc:
-            raise PanelFileError(f"{p}: build_panel() raised {type(exc).__name__}: {exc}") from None
+        except (Exception, SystemExit) as exc:
+            raise PanelFileError(f"{p}: {_line(exc, p)}build_panel() raised "
+                                 f"{_describe(exc)}") from None
     elif "panel" in namespace:
         panel = namespace["panel"]
     else:
@@ -41,3 +40,16 @@ def load_panel(path: str | Path) -> Panel:
     if not isinstance(panel, Panel):
         raise PanelFileError(f"{p}: `panel` must be an oversight.Panel, got {type(panel).__name__}")
     return panel
+
+
+def _line(exc: BaseException, path: Path) -> str:
+    """'line N: ' for the deepest frame of the panel file in the traceback, if any."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    return f"line {frames[-1].lineno}: " if frames else ""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"the file called exit({exc.code!r})"
+    text = " ".join(str(exc).split())  # one line, whatever the message held
+    return f"{type(exc).__name__}: {text[:300]}"

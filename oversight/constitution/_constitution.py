@@ -220,6 +220,10 @@ def load_constitution(path: str | Path) -> Constitution:
         raise ConstitutionError(path_str, f"not UTF-8 text: {exc}") from None
     except IsADirectoryError:
         raise ConstitutionError(path_str, "is a directory, not a TOML file") from None
+    except RecursionError:
+        raise ConstitutionError(path_str, "invalid TOML: nested too deeply") from None
+    except OSError as exc:
+        raise ConstitutionError(path_str, f"cannot read: {exc.strerror or exc}") from None
     return parse_constitution(doc, path_str)
 
 

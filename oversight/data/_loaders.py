@@ -190,8 +190,18 @@ def _prompt_field(source: str, row: int, rec: Mapping[str, Any]) -> Any:
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:  # a directory, no permission, ...
+        raise DataError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield lineno, DataError(str(path), f"not UTF-8 text (byte {exc.start})",
+                                        row=lineno)
+                continue
             if not line.strip():
                 continue
             try:
@@ -199,6 +209,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             except json.JSONDecodeError as exc:
                 yield lineno, DataError(str(path), f"invalid JSON: {exc.msg} (column {exc.colno})",
                                         row=lineno)
+            except RecursionError:
+                yield lineno, DataError(str(path), "invalid JSON: nested too deeply", row=lineno)
 
 
 def _iter_source(source: Any) -> tuple[str, Iterator[tuple[int, Any]]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,10 @@ class Panel:
         items, skipped = list(loaded), loaded.skipped
         own_store = isinstance(store, (str, Path))
         db = JudgmentStore(store) if isinstance(store, (str, Path)) else store
+        guard = ExitStack()
         try:
+            if db is not None:  # a second run on this store waits here, then resumes
+                guard.enter_context(db.run_lock())
             plan = self.plan(items)
             total = sum(len(t) for t in plan.values())
             done_count = 0
@@ -115,6 +119,7 @@ class Panel:
                     collected.extend(j for j in db.judgments(fingerprint=fp)
                                      if (j.item_id, j.principle, j.order) in keys)
         finally:
+            guard.close()
             if own_store and db is not None:
                 db.close()
         # A critic name can only map to one fingerprint within a run.

@@ -4,25 +4,90 @@ The key is (critic fingerprint, item id, principle, order). Every batch of judgm
 in one transaction, so a run killed at any point (even SIGKILL) keeps whole batches or nothing;
 a rerun computes only the keys that are missing or ended in `error`. Values are plain SQL
 columns and JSON text: nothing is ever unpickled. Concurrent writers wait on SQLite's lock
-(busy timeout) instead of failing.
+(busy timeout) instead of failing, and a whole judging run holds the store's run lock
+(`run_lock`): a second run on the same store says who holds it and waits, then resumes, so two
+runs never compute the same judgments twice. The lock is an OS file lock, released by the
+kernel when its holder dies, even by SIGKILL.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from oversight.critics import JUDGMENT_COLUMNS, Judgment
 from oversight.data import Comparison
+from oversight.errors import StoreBusyError
 
 SCHEMA_VERSION = 1
 _KEY = ("fingerprint", "item_id", "principle", "order")
 _COLS = ", ".join(f'"{c}"' for c in JUDGMENT_COLUMNS)
 _PLACEHOLDERS = ", ".join("?" for _ in JUDGMENT_COLUMNS)
 _UPDATES = ", ".join(f'"{c}" = excluded."{c}"' for c in JUDGMENT_COLUMNS if c not in _KEY)
+
+
+_HELD: dict[str, int] = {}  # lock paths this process holds, with a re-entry count
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def run_lock(db_path: str | Path, *, wait: bool = True,
+             notify: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the exclusive run lock of the store at `db_path` (a `<db>.lock` file beside it).
+
+    If another process holds it, `notify` gets one line naming that process, then this call
+    blocks until the lock is free (or raises `StoreBusyError` with `wait=False`). Re-entrant
+    within a process. Where `fcntl` is missing (Windows) it only relies on SQLite's locking.
+    """
+    lock_path = str(Path(f"{db_path}.lock").resolve())
+    if _HELD.get(lock_path):
+        _HELD[lock_path] += 1
+        try:
+            yield
+        finally:
+            _HELD[lock_path] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            message = (f"{db_path}: another run (pid {holder}) is writing to this store; "
+                       "waiting for it to finish, then resuming")
+            if not wait:
+                raise StoreBusyError(message.replace("; waiting for it to finish, then "
+                                                     "resuming", "")) from None
+            (notify or _stderr)(message)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        _HELD[lock_path] = 1
+        try:
+            yield
+        finally:
+            del _HELD[lock_path]
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        fh.close()
 
 
 class JudgmentStore:
@@ -59,6 +124,11 @@ class JudgmentStore:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                              (str(SCHEMA_VERSION),))
+
+    def run_lock(self, *, wait: bool = True,
+                 notify: Callable[[str], None] | None = None) -> Any:
+        """This store's run lock; see the module function `run_lock`."""
+        return run_lock(self.path, wait=wait, notify=notify)
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
