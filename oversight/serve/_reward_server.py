@@ -17,7 +17,7 @@ group). JSON has no NaN, so a query on which the panel abstains gets `abstain_re
 `extra_logs.abstained = 1`.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the request model as a class.
 
 import math
 import re
