@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 
+from conftest import REPO, scripted_pairwise
 from typer.testing import CliRunner
 
 from oversight import Critic, FunctionBackend, Panel
 from oversight.cli._app import app
 from oversight.constitution import builtin
 from oversight.revise import revise, sample_principle
-
-from conftest import REPO, scripted_pairwise
 
 GENERATED: list[str] = []
 

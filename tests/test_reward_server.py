@@ -11,13 +11,11 @@ import time
 
 import httpx
 import pytest
+from conftest import scripted_pairwise
 
 from oversight import Critic, FunctionBackend, Panel
 from oversight.constitution import builtin
-from oversight.serve import create_reward_app, prompt_messages, split_query
-from oversight.serve import verl_reward
-
-from conftest import scripted_pairwise
+from oversight.serve import create_reward_app, prompt_messages, split_query, verl_reward
 
 CHATML_PROMPT = ("<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\n"
                  "Say hi<|im_end|>\n<|im_start|>assistant\n")

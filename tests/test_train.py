@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import TOKENIZER_DIR, scripted_pairwise
 from typer.testing import CliRunner
 
 from oversight import Comparison, Critic, FunctionBackend, OversightError, Panel
@@ -22,8 +23,6 @@ from oversight.train import (
     preference_frame,
     sft_dataset,
 )
-
-from conftest import TOKENIZER_DIR, scripted_pairwise
 
 runner = CliRunner()
 
