@@ -117,7 +117,8 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 def _check_table(path: str, table: Any, spec: dict[str, Any], principle: str | None,
                  where: str) -> None:
     if not isinstance(table, dict):
-        raise ConstitutionError(path, f"{where} must be a table", principle=principle)
+        raise ConstitutionError(path, f"{where} must be a table", principle=principle,
+                                field=None if principle else where.strip("[]"))
     for key in table:
         if key not in spec:
             raise ConstitutionError(

@@ -1,0 +1,2 @@
+def build_panel():
+    return [1, 2]

@@ -1,0 +1,1 @@
+import oversight_plugin_that_does_not_exist

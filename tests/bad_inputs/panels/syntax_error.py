@@ -1,0 +1,2 @@
+from oversight import Panel
+panel = (
