@@ -161,7 +161,15 @@ class OpenAIBackend:
             async with httpx.AsyncClient(limits=limits) as client:
                 return await asyncio.gather(*(self._post(client, sem, b) for b in bodies))
 
-        return asyncio.run(main())
+        results = asyncio.run(main())
+        return [(data, self._redact(error), latency) for data, error, latency in results]
+
+    def _redact(self, text: str | None) -> str | None:
+        """Remove the API key from text that will be stored (a server may echo headers)."""
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if text and key and len(key) >= 4:
+            return text.replace(key, "[redacted]")
+        return text
 
     def _account(self, data: dict[str, Any] | None, error: str | None) -> tuple[int, int]:
         self.usage.requests += 1
