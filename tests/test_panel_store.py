@@ -147,9 +147,12 @@ def test_sigkill_at_20_random_points_and_resume_loses_and_duplicates_nothing(tmp
     the store must then equal an uninterrupted run's row for row."""
     import random
 
+    from oversight.cli._panelfile import load_panel
+
     cmd = _judge_setup(tmp_path)
-    ref = subprocess.run(cmd + ["--out", str(tmp_path / "ref")], capture_output=True, text=True)
-    assert ref.returncode == 0, ref.stderr
+    # The uninterrupted reference, in this process (the same file, data and batch size).
+    load_panel(tmp_path / "panel.py").judge(tmp_path / "data.jsonl", store=tmp_path / "ref",
+                                            batch_size=4)
     expected = _rows(tmp_path / "ref" / "judgments.sqlite")
     assert len(expected) == TOTAL
 
