@@ -51,7 +51,7 @@ def test_neutralize_breaks_every_known_marker_and_keeps_the_text_readable():
     for spoof in SPOOFS:
         out = T.neutralize(spoof)
         assert not T._CONTROL.search(out)
-        assert out.replace("\u2060", "") == spoof  # only a zero-width joiner was inserted
+        assert out.replace("\u2060", "") == spoof  # only a word joiner (U+2060) was inserted
 
 
 def test_fences_are_per_item_and_order_secret_and_shared_by_principles_and_critics():

@@ -174,7 +174,7 @@ def test_sigkill_at_20_random_points_and_resume_loses_and_duplicates_nothing(tmp
         kills += 1
         counts.append(_count(db))
     assert kills == 20
-    assert counts == sorted(counts) and 0 < counts[-1] < TOTAL  # progress, never complete
+    assert counts == sorted(counts) and targets[-1] <= counts[-1] <= TOTAL  # progress
     final = subprocess.run(cmd + ["--out", str(out)], capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     got = _rows(db)
