@@ -7,8 +7,8 @@ honesty) sharing the model, all 8 principles each, both orders, over the first N
   naive      one full prompt per judgment (as TRL's former HfPairwiseJudge did), batched by
              length with left padding -- a stronger baseline than one prompt at a time;
   optimized  the item prefix (chat header, conversation, both responses) runs once per item
-             and order, and every critic's principle question runs as a suffix batch on its
-             KV cache;
+             and order (several items' prefixes in one batch), and every critic's principle
+             question runs as a short suffix row on that prefix's cached KV, length-bucketed;
   floor      one forward pass over just the unique tokens: each shared prefix once and each
              suffix once as its own sequence (no attention back to the prefix, so the floor is
              slightly optimistic and the efficiency figure conservative).

@@ -135,10 +135,9 @@ def tokens() -> None:
     shared = pairs * orders * (pref + n_critics * n_princ * suf)
     print(f"  prefill tokens, shared prefix/critic: {reuse:.3g}  ({naive / reuse:.2f}x fewer)")
     print(f"  prefill tokens, 5 critics on 1 model: {shared:.3g}  ({naive / shared:.2f}x fewer)")
-    packed = 1 + math.ceil(n_princ * suf / 384)  # TransformersBackend(pack_tokens=384)
-    print(f"  prefill requests (vLLM): {judgments:.3g} either way; sequences in our "
-          f"transformers path: {judgments:.3g} naive, {packed * pairs * orders * n_critics:.3g}"
-          f" with reuse (1 prefix + {packed - 1} packed suffix rows per item, order, critic)")
+    print(f"  prefill requests (vLLM): {judgments:.3g} either way; rows in our transformers "
+          f"path: {judgments:.3g} full prompts naive, or {pairs * orders * n_critics:.3g} "
+          f"prefixes + {judgments:.3g} suffix rows (~{suf:.0f} tokens) on their cached KV")
     for size, params in (("8B", 8.0e9), ("70B", 70.6e9)):
         flops = 2 * params
         for gpu, peak in (("H100", 989e12), ("A100", 312e12)):

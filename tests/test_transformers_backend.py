@@ -112,13 +112,20 @@ def test_default_smollm2_judges_a_pair():
     assert all(math.isclose(a.value, b.value, abs_tol=1e-5) for a, b in zip(js, again))
 
 
-def test_prefix_sharing_matches_naive_path(tiny_llama, pairs):
-    """Shared-prefix KV reuse gives the naive path's probabilities within 1e-4."""
+@pytest.mark.parametrize("attention,suffix_batch", [("sdpa", 64), ("eager", 5)])
+def test_prefix_sharing_matches_naive_path(tiny_llama, pairs, attention, suffix_batch):
+    """Shared-prefix KV reuse gives the naive path's probabilities within 1e-4.
+
+    Both attention kernels (boolean mask for sdpa, additive float mask for eager), and suffix
+    batches small enough that groups are split across several batches and share them.
+    """
     from oversight import TransformersBackend
 
     model, tok = tiny_llama
+    model.set_attn_implementation(attention)
     shared = TransformersBackend(model_obj=model, tokenizer=tok, model_id="tiny",
-                                 prefix_sharing=True, min_prefix=8)
+                                 prefix_sharing=True, min_prefix=8,
+                                 suffix_max_batch=suffix_batch)
     naive = TransformersBackend(model_obj=model, tokenizer=tok, model_id="tiny",
                                 prefix_sharing=False)
     critics = [Critic(builtin(n), shared, principles="all")
@@ -139,4 +146,5 @@ def test_prefix_sharing_matches_naive_path(tiny_llama, pairs):
         pa = [math.exp(v) for v in x.logprobs]
         pb = [math.exp(v) for v in y.logprobs]
         worst = max(worst, max(abs(u - v) for u, v in zip(pa, pb)))
+    model.set_attn_implementation("sdpa")
     assert worst < 1e-4

@@ -36,7 +36,8 @@ class TransformersBackend:
                  trust_remote_code: bool = False, num_threads: int | None = None,
                  model_obj: Any = None, tokenizer: Any = None, model_id: str | None = None,
                  top_k_raw: int = 5, prefix_sharing: bool = True, min_prefix: int = 32,
-                 pack_tokens: int = 384) -> None:
+                 suffix_batch_tokens: int = 4096, suffix_max_batch: int = 64,
+                 suffix_kv_tokens: int = 16384) -> None:
         self._source = DEFAULT if model is None else str(model)
         if self._source == DEFAULT:
             self.model_id = model_id or "SmolLM2-135M-Instruct-Q4_1"
@@ -51,7 +52,9 @@ class TransformersBackend:
         self.top_k_raw = top_k_raw
         self.prefix_sharing = prefix_sharing
         self.min_prefix = min_prefix
-        self.pack_tokens = pack_tokens
+        self.suffix_batch_tokens = suffix_batch_tokens
+        self.suffix_max_batch = suffix_max_batch
+        self.suffix_kv_tokens = suffix_kv_tokens
         self._model = model_obj
         self._tok = tokenizer
         self._live = model_obj is not None or tokenizer is not None
@@ -75,7 +78,8 @@ class TransformersBackend:
             trust_remote_code=self.trust_remote_code, num_threads=self.num_threads,
             model_id=self.model_id, top_k_raw=self.top_k_raw,
             prefix_sharing=self.prefix_sharing, min_prefix=self.min_prefix,
-            pack_tokens=self.pack_tokens))
+            suffix_batch_tokens=self.suffix_batch_tokens,
+            suffix_max_batch=self.suffix_max_batch, suffix_kv_tokens=self.suffix_kv_tokens))
 
     def load(self) -> None:
         if self._model is not None and self._tok is not None:
@@ -129,20 +133,32 @@ class TransformersBackend:
             raise ValueError(f"choice {choice!r} encodes to no tokens")
         return ids
 
-    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Indices grouped by similar length under the token budget (length bucketing)."""
+    def _batches(self, lengths: Sequence[int], *, tokens: int | None = None,
+                 max_batch: int | None = None, context: Sequence[int] | None = None,
+                 context_tokens: int | None = None) -> list[list[int]]:
+        """Indices grouped by similar length under a token budget (length bucketing).
+
+        `context` (per index) counts tokens each row attends to besides its own, such as a
+        cached prefix; `context_tokens` caps their sum per batch (the KV memory a batch holds).
+        """
+        tokens = self.batch_tokens if tokens is None else tokens
+        max_batch = self.max_batch if max_batch is None else max_batch
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         batches: list[list[int]] = []
         current: list[int] = []
+        held = 0
         for i in order:
-            # Sorted ascending, so lengths[i] is the longest so far; cut the batch when the
-            # token budget is reached or when padding the shortest member would waste >20%.
-            if current and (lengths[i] * (len(current) + 1) > self.batch_tokens
-                            or len(current) >= self.max_batch
-                            or lengths[i] > 1.2 * lengths[current[0]] + 16):
+            # Sorted ascending, so lengths[i] is the longest so far; cut the batch when a
+            # budget is reached or when padding the shortest member would waste >20%.
+            extra = 0 if context is None else context[i] + lengths[i]
+            if current and (lengths[i] * (len(current) + 1) > tokens
+                            or len(current) >= max_batch
+                            or lengths[i] > 1.2 * lengths[current[0]] + 4
+                            or (context_tokens is not None and held + extra > context_tokens)):
                 batches.append(current)
-                current = []
+                current, held = [], 0
             current.append(i)
+            held += extra
         if current:
             batches.append(current)
         return batches
@@ -195,13 +211,12 @@ class TransformersBackend:
         rows: list[Any] = [None] * len(seqs)
         singles = list(range(len(seqs)))
         if self.prefix_sharing:
-            singles = []
-            for prefix_len, members in self._prefix_groups(seqs, positions):
-                if prefix_len == 0:
-                    singles.extend(members)
-                    continue
-                for m, r in zip(members, self._forward_shared(seqs, positions, members,
-                                                              prefix_len)):
+            groups = self._prefix_groups(seqs, positions)
+            singles = [m for p, members in groups if p == 0 for m in members]
+            shared = [g for g in groups if g[0] > 0]
+            for batch in self._batches([p for p, _ in shared]):
+                rows_of = self._forward_shared(seqs, positions, [shared[b] for b in batch])
+                for m, r in rows_of.items():
                     rows[m] = r
         for batch in self._batches([len(seqs[i]) for i in singles]):
             idx = [singles[b] for b in batch]
@@ -239,62 +254,78 @@ class TransformersBackend:
         return [(p if len(m) > 1 else 0, m) for p, m in groups]
 
     def _forward_shared(self, seqs: list[list[int]], positions: list[list[int]],
-                        members: list[int], prefix_len: int) -> list[Any]:
-        """One forward over the shared prefix, then the suffixes packed on its KV cache.
+                        groups: list[tuple[int, list[int]]]) -> dict[int, Any]:
+        """Prefixes of several groups in one forward, then all their suffixes on its KV cache.
 
-        The suffixes of a group are concatenated into one row (no padding, no copies of the
-        prefix's KV per suffix); a block-causal 4D mask lets each suffix see the prefix and
-        its own earlier tokens only, and position ids restart after the prefix for each
-        suffix, so every suffix is computed exactly as if it followed the prefix alone.
-        Rows are capped near `pack_tokens` so attention over the packed row stays cheap; the
-        cache is cropped back to the prefix between rows.
+        1. The groups' shared prefixes run as one left-padded batch with `use_cache`.
+        2. Every member's suffix becomes a row of its own, bucketed by suffix length and
+           left-padded within the bucket, so all rows end on the same column. Each row gets its
+           group's prefix KV (selected along the batch axis) and a 4D mask: the group's real
+           prefix tokens, then its own suffix causally; padding is never attended to. Position
+           ids continue from the group's prefix length, so a suffix is computed exactly as if
+           it followed its prefix alone.
+        Attention per suffix token spans only prefix + own suffix (not other suffixes), and
+        the batches are large enough for efficient matrix products on CPU.
         """
         import torch
+        from transformers.cache_utils import DynamicCache
 
-        prefix = torch.tensor([seqs[members[0]][:prefix_len]], device=self.device)
+        pad = self.tokenizer.pad_token_id
+        pad = 0 if pad is None else pad
+        width = max(p for p, _ in groups)
+        ids = torch.full((len(groups), width), pad, dtype=torch.long)
+        seen = torch.zeros((len(groups), width), dtype=torch.bool)
+        for g, (p, members) in enumerate(groups):
+            ids[g, width - p:] = torch.tensor(seqs[members[0]][:p])
+            seen[g, width - p:] = True
+        pos = (seen.long().cumsum(-1) - 1).clamp(min=0)
+        kv_arg = "cache" if self._accepts("cache") else "past_key_values"
         first = {"logits_to_keep": 1} if self._accepts("logits_to_keep") else {}
         with torch.inference_mode():
-            out = self.model(input_ids=prefix, use_cache=True, **first)
-        cache = getattr(out, "cache", None) or out.past_key_values
-        # transformers >= 5.2x names the argument `cache`; older releases `past_key_values`.
-        kv_arg = "cache" if self._accepts("cache") else "past_key_values"
+            out = self.model(input_ids=ids.to(self.device), attention_mask=seen.long().to(
+                self.device), position_ids=pos.to(self.device), use_cache=True, **first)
+        prefix_cache = getattr(out, "cache", None) or out.past_key_values
+        kv = [(layer.keys, layer.values) for layer in prefix_cache.layers]
+        del out, prefix_cache
         eager = getattr(self.model.config, "_attn_implementation", "sdpa") == "eager"
-        rows: list[Any] = []
-        pack: list[int] = []
-        for m in members + [-1]:
-            if m >= 0 and (not pack or sum(len(seqs[x]) - prefix_len for x in pack)
-                           + len(seqs[m]) - prefix_len <= self.pack_tokens):
-                pack.append(m)
-                continue
-            suffixes = [seqs[x][prefix_len:] for x in pack]
-            total = sum(len(x) for x in suffixes)
-            ids = torch.tensor([[t for x in suffixes for t in x]], device=self.device)
-            allow = torch.zeros((total, prefix_len + total), dtype=torch.bool)
-            allow[:, :prefix_len] = True
-            pos = torch.empty(total, dtype=torch.long)
-            starts, o = [], 0
-            for x in suffixes:
-                n = len(x)
-                allow[o:o + n, prefix_len + o:prefix_len + o + n] = torch.tril(
-                    torch.ones((n, n), dtype=torch.bool))
-                pos[o:o + n] = prefix_len + torch.arange(n)
-                starts.append(o)
-                o += n
-            mask = allow[None, None].to(self.device)
+
+        work = [(g, m) for g, (_, members) in enumerate(groups) for m in members]
+        lengths = [len(seqs[m]) - groups[g][0] for g, m in work]
+        rows: dict[int, Any] = {}
+        for batch in self._batches(lengths, tokens=self.suffix_batch_tokens,
+                                   max_batch=self.suffix_max_batch,
+                                   context=[width] * len(work),
+                                   context_tokens=self.suffix_kv_tokens):
+            n = max(lengths[i] for i in batch)
+            owner = torch.tensor([work[i][0] for i in batch])
+            suffix = torch.full((len(batch), n), pad, dtype=torch.long)
+            allow = torch.zeros((len(batch), n, width + n), dtype=torch.bool)
+            allow[:, :, :width] = seen[owner][:, None, :]
+            spos = torch.zeros((len(batch), n), dtype=torch.long)
+            causal = torch.tril(torch.ones((n, n), dtype=torch.bool))
+            wanted = []
+            for r, i in enumerate(batch):
+                g, m = work[i]
+                p, off = groups[g][0], n - lengths[i]
+                suffix[r, off:] = torch.tensor(seqs[m][p:])
+                allow[r, :, width + off:] = causal[:, off:]
+                spos[r] = (p - off + torch.arange(n)).clamp(min=0)
+                wanted.append([off + q - p for q in positions[m]])
+            mask = allow[:, None].to(self.device)
             if eager:  # eager attention adds a float mask; sdpa takes the boolean one
                 mask = torch.zeros(mask.shape, dtype=self.model.dtype, device=self.device
                                    ).masked_fill(~mask, torch.finfo(self.model.dtype).min)
-            wanted = [[starts[r] + p - prefix_len for p in positions[x]]
-                      for r, x in enumerate(pack)]
+            cache = DynamicCache(ddp_cache_data=[
+                (k.index_select(0, owner.to(k.device)), v.index_select(0, owner.to(v.device)))
+                for k, v in kv])
             keep, col = self._keep(wanted)
             with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask,
-                                    position_ids=pos[None].to(self.device), use_cache=True,
+                logits = self.model(input_ids=suffix.to(self.device), attention_mask=mask,
+                                    position_ids=spos.to(self.device), use_cache=True,
                                     **{kv_arg: cache}, **keep).logits
-            cache.crop(-total)  # drop this row's suffix tokens, keep the prefix
-            rows.extend(torch.log_softmax(logits[0, [col(p) for p in w]].float(), dim=-1)
-                        for w in wanted)
-            pack = [m] if m >= 0 else []
+            for r, i in enumerate(batch):
+                rows[work[i][1]] = torch.log_softmax(
+                    logits[r, [col(q) for q in wanted[r]]].float(), dim=-1)
         return rows
 
     def next_token_logprobs(self, prompts: list[ChatPrompt]) -> list[Any]:
