@@ -13,7 +13,10 @@ honesty) sharing the model, all 8 principles each, both orders, over the first N
              suffix once as its own sequence (no attention back to the prefix, so the floor is
              slightly optimistic and the efficiency figure conservative).
 
-Run:  python benchmarks/judging.py [--pairs 32] [--principles 8]
+The paths are timed interleaved over chunks of --chunk pairs, so machine load that comes
+and goes during the run affects all three alike.
+
+Run:  python benchmarks/judging.py [--pairs 32] [--principles 8] [--chunk 8]
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=32)
     ap.add_argument("--principles", type=int, default=8)
     ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--chunk", type=int, default=8, help="pairs per interleaved chunk")
     args = ap.parse_args()
     torch.set_num_threads(2)
 
@@ -58,7 +62,10 @@ def main() -> None:
     items = load_comparisons(args.data, limit=args.pairs)
     critics = [Critic(builtin(n), shared, principles=args.principles, swap=True)
                for n in ("harmlessness", "helpfulness", "honesty")]
-    requests = [r for c in critics for r in c.prepare(c.tasks(items)).requests]
+    # Requests chunk by chunk of pairs (every critic, principle and order of those pairs).
+    chunks = [[r for c in critics for r in c.prepare(c.tasks(items[i:i + args.chunk])).requests]
+              for i in range(0, len(items), max(1, args.chunk))]
+    requests = [r for part in chunks for r in part]
     n = len(requests)
     print(f"{len(items)} pairs x 3 critics x {args.principles} principles x 2 orders = "
           f"{n} judgments", flush=True)
@@ -67,33 +74,39 @@ def main() -> None:
     naive.score_choices(requests[:2])
     shared.score_choices(requests[:2])
 
-    t0 = time.perf_counter()
-    got = shared.score_choices(requests)
-    ours = time.perf_counter() - t0
-    print(f"optimized: {ours:.1f} s", flush=True)
+    # The three paths run interleaved, chunk by chunk of pairs, so a change in machine load
+    # during the run (2 shared cores) hits all three alike instead of whichever ran then.
+    ours = baseline = floor = 0.0
+    got, want = [], []
+    total_tokens = unique_tokens = 0
+    for k, part in enumerate(chunks):
+        t0 = time.perf_counter()
+        got += shared.score_choices(part)
+        ours += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        want += naive.score_choices(part)
+        baseline += time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    want = naive.score_choices(requests)
-    baseline = time.perf_counter() - t0
-    print(f"naive: {baseline:.1f} s", flush=True)
+        # Floor: the unique tokens, each once, in length-bucketed batches.
+        seqs = [shared.render(r.prompt) for r in part]
+        groups = shared._prefix_groups(seqs, [[len(s) - 1] for s in seqs])
+        unique: list[list[int]] = []
+        for p, members in groups:
+            if p == 0:
+                unique.extend(seqs[m] for m in members)
+            else:
+                unique.append(seqs[members[0]][:p])
+                unique.extend(seqs[m][p:] for m in members)
+        t0 = time.perf_counter()
+        for batch in shared._batches([len(u) for u in unique]):
+            shared._forward_last([unique[i] for i in batch],
+                                 [[len(unique[i]) - 1] for i in batch])
+        floor += time.perf_counter() - t0
+        total_tokens += sum(len(s) for s in seqs)
+        unique_tokens += sum(len(u) for u in unique)
+        print(f"  chunk {k + 1}/{len(chunks)}: optimized {ours:.1f} s, naive {baseline:.1f} s,"
+              f" floor {floor:.1f} s (cumulative)", flush=True)
     max_dp = max(abs(a - b) for a, b in zip(probs(got), probs(want)))
-
-    # Floor: the unique tokens, each once, in length-bucketed batches.
-    seqs = [shared.render(r.prompt) for r in requests]
-    groups = shared._prefix_groups(seqs, [[len(s) - 1] for s in seqs])
-    unique: list[list[int]] = []
-    for p, members in groups:
-        if p == 0:
-            unique.extend(seqs[m] for m in members)
-        else:
-            unique.append(seqs[members[0]][:p])
-            unique.extend(seqs[m][p:] for m in members)
-    t0 = time.perf_counter()
-    for batch in shared._batches([len(u) for u in unique]):
-        shared._forward_last([unique[i] for i in batch], [[len(unique[i]) - 1] for i in batch])
-    floor = time.perf_counter() - t0
-    total_tokens = sum(len(s) for s in seqs)
-    unique_tokens = sum(len(u) for u in unique)
 
     print()
     print(f"{'path':<12}{'seconds':>10}{'judgments/s':>14}{'tokens':>10}")
