@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,10 @@ def main() -> None:
     s_plain = s_hard = 0.0
     done: list[Comparison] = []
     group = 1 + len(names)
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # nohup'd runs ignore SIGINT; TERM stops them too
     try:  # pair by pair, so that an interrupted run still reports the pairs it finished
         for k in range(n):
             chunk = items[k * group:(k + 1) * group]
