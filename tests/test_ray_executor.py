@@ -180,3 +180,38 @@ def test_failing_unit_surfaces_after_max_attempts(ray_session, items):
         with pytest.raises(RuntimeError, match="exploded"):
             panel.judge(items[:2], executor=ex)
         assert ex.stats["units_retried"] == 1  # tried a second time before giving up
+
+
+def test_cli_judge_on_ray_matches_local(ray_session, items, tmp_path):
+    """`oversight judge --ray local --actors 2` writes the same store as a local run."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from oversight.cli import app
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in items))
+    panel_file = tmp_path / "rule_panel.py"
+    panel_file.write_text(
+        "from test_ray_executor import prefers_shorter\n"
+        "from oversight import Critic, FunctionBackend, Panel\n"
+        "from oversight.constitution import builtin\n"
+        "rule = FunctionBackend(prefers_shorter, name='shorter')\n"
+        "panel = Panel([Critic(builtin('honesty'), rule, principles=2),\n"
+        "               Critic(builtin('harmlessness'), rule, principles=1)])\n")
+    runner = CliRunner()
+    runs = {}
+    for name, extra in (("local", []), ("ray", ["--ray", "local", "--actors", "2"])):
+        out = tmp_path / name
+        res = runner.invoke(app, ["judge", "--panel", str(panel_file), "--data", str(data),
+                                  "--out", str(out), "--batch-size", "4", *extra])
+        assert res.exit_code == 0, res.output
+        with JudgmentStore(out / "judgments.sqlite") as db:
+            runs[name] = db.count()
+        runs[name + "_df"] = __import__("pandas").read_parquet(out / "judgments.parquet")
+    assert runs["local"] == runs["ray"] == 12 * 3 * 2
+    cols = ["critic", "item_id", "principle", "order", "status", "value"]
+    a = runs["local_df"][cols].sort_values(cols[:4]).reset_index(drop=True)
+    b = runs["ray_df"][cols].sort_values(cols[:4]).reset_index(drop=True)
+    assert a.equals(b)

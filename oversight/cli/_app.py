@@ -108,6 +108,10 @@ def judge(
     batch_size: int = typer.Option(16, help="Judgments per backend call and per store commit."),
     resume: bool = typer.Option(True, "--resume/--fresh",
                                 help="Reuse judgments already in the store (default)."),
+    ray: str | None = typer.Option(None, help="Run the critics' backends as Ray actors: "
+                                   "'local' starts Ray here, or a cluster address "
+                                   "('auto', 'ray://host:10001'). Needs the `ray` extra."),
+    actors: int = typer.Option(1, help="With --ray: actors per backend."),
 ) -> None:
     """Run a panel over a data file. Resumes from the run directory's store by default."""
     from oversight.cli._panelfile import load_panel
@@ -139,8 +143,19 @@ def judge(
             with JudgmentStore(db_path) as db:
                 before = db.count()
                 t0 = time.perf_counter()
-                with judging_progress(console) as progress:
-                    result = p.judge(items, store=db, batch_size=batch_size, progress=progress)
+                executor = None
+                if ray is not None:
+                    from oversight.panel import RayExecutor
+
+                    executor = RayExecutor(None if ray == "local" else ray,
+                                           actors_per_backend=actors)
+                try:
+                    with judging_progress(console) as progress:
+                        result = p.judge(items, store=db, batch_size=batch_size,
+                                         progress=progress, executor=executor)
+                finally:
+                    if executor is not None:
+                        executor.close()
                 seconds = time.perf_counter() - t0
                 computed = db.count() - before
             result.judgments.to_parquet(out / "judgments.parquet", index=False)
