@@ -202,7 +202,9 @@ def test_cli_judge_on_ray_matches_local(ray_session, items, tmp_path):
         "               Critic(builtin('harmlessness'), rule, principles=1)])\n")
     runner = CliRunner()
     runs = {}
-    for name, extra in (("local", []), ("ray", ["--ray", "local", "--actors", "2"])):
+    # The module's executor already reserves both CPUs, so these actors reserve none.
+    for name, extra in (("local", []), ("ray", ["--ray", "local", "--actors", "2",
+                                                "--actor-cpus", "0"])):
         out = tmp_path / name
         res = runner.invoke(app, ["judge", "--panel", str(panel_file), "--data", str(data),
                                   "--out", str(out), "--batch-size", "4", *extra])

@@ -112,6 +112,8 @@ def judge(
                                    "'local' starts Ray here, or a cluster address "
                                    "('auto', 'ray://host:10001'). Needs the `ray` extra."),
     actors: int = typer.Option(1, help="With --ray: actors per backend."),
+    actor_cpus: float = typer.Option(1.0, help="With --ray: CPUs each actor reserves."),
+    actor_gpus: float = typer.Option(0.0, help="With --ray: GPUs each actor reserves."),
 ) -> None:
     """Run a panel over a data file. Resumes from the run directory's store by default."""
     from oversight.cli._panelfile import load_panel
@@ -148,7 +150,9 @@ def judge(
                     from oversight.panel import RayExecutor
 
                     executor = RayExecutor(None if ray == "local" else ray,
-                                           actors_per_backend=actors)
+                                           actors_per_backend=actors,
+                                           resources={"num_cpus": actor_cpus,
+                                                      "num_gpus": actor_gpus})
                 try:
                     with judging_progress(console) as progress:
                         result = p.judge(items, store=db, batch_size=batch_size,
