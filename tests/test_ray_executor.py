@@ -217,3 +217,16 @@ def test_cli_judge_on_ray_matches_local(ray_session, items, tmp_path):
     a = runs["local_df"][cols].sort_values(cols[:4]).reset_index(drop=True)
     b = runs["ray_df"][cols].sort_values(cols[:4]).reset_index(drop=True)
     assert a.equals(b)
+
+
+def test_unmeetable_resources_stop_with_a_clear_error(ray_session, items):
+    """An actor asking for more CPUs than the cluster has never starts: the run says so."""
+    from oversight.errors import BackendError
+
+    panel = Panel([Critic(builtin("honesty"), FunctionBackend(prefers_shorter, name="shorter"),
+                          principles=1)])
+    with RayExecutor(resources={"num_cpus": 64}, stall_warning_s=1.0,
+                     stall_timeout_s=3.0) as ex:
+        with pytest.warns(RuntimeWarning, match="num_cpus"):
+            with pytest.raises(BackendError, match=r"ask for \{'num_cpus': 64\}.*free in"):
+                panel.judge(items[:2], executor=ex)

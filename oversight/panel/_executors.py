@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -171,6 +172,10 @@ class RayExecutor:
     max_attempts: how many actors a unit may fail on before the run stops with its error.
     max_replacements: how many dead actors may be replaced in one run.
     init_kwargs: extra `ray.init` arguments when this executor starts Ray.
+    stall_warning_s: warn when no result has arrived for this long (an actor may be waiting
+        for resources the cluster cannot give, e.g. a GPU on a CPU-only cluster).
+    stall_timeout_s: stop the run with an error naming the requested and free resources
+        after this long without a result (None, the default, waits: big models load slowly).
 
     Actors are kept between runs of the same executor; `close()` (or `with`) ends them.
     `stats` counts the last run's units sent, done and retried, tasks sent, actors started
@@ -182,7 +187,8 @@ class RayExecutor:
                  backend_resources: dict[str, dict[str, Any]] | None = None,
                  max_in_flight: int | None = None, per_actor_in_flight: int = 2,
                  max_attempts: int = 3, max_replacements: int = 8,
-                 init_kwargs: dict[str, Any] | None = None) -> None:
+                 init_kwargs: dict[str, Any] | None = None, stall_warning_s: float = 120.0,
+                 stall_timeout_s: float | None = None) -> None:
         if actors_per_backend < 1:
             raise ValueError(f"actors_per_backend={actors_per_backend} must be >= 1")
         if per_actor_in_flight < 1:
@@ -200,6 +206,9 @@ class RayExecutor:
         self.max_attempts = max_attempts
         self.max_replacements = max_replacements
         self.init_kwargs = {"include_dashboard": False, **(init_kwargs or {})}
+        self.stall_warning_s = stall_warning_s
+        self.stall_timeout_s = stall_timeout_s
+        self._warned_stall = False
         self._pools: dict[str, _Pool] = {}
         self._remote: Any = None
         self.stats: dict[str, int] = defaultdict(int)
@@ -256,6 +265,20 @@ class RayExecutor:
         ray.get([a.handle.info.remote() for a in self.actors], timeout=timeout_s)
         return time.perf_counter() - t0
 
+    def _stalled(self, ray: Any, pools: dict[int, _Pool], waited: float) -> None:
+        """No result for a while: say what the actors asked for and what the cluster has."""
+        asked = sorted({repr(p.options) for p in pools.values()})
+        free = {k: v for k, v in ray.available_resources().items()
+                if not k.startswith("node:") and "memory" not in k}
+        msg = (f"no Ray result for {waited:.0f} s; actors ask for {', '.join(asked)}; free in "
+               f"the cluster: {free}. An actor whose request the cluster cannot meet waits "
+               "forever (lower `resources`, or --actor-cpus/--actor-gpus on the CLI).")
+        if self.stall_timeout_s is not None and waited >= self.stall_timeout_s:
+            raise BackendError(msg)
+        if not self._warned_stall:
+            self._warned_stall = True
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+
     def close(self) -> None:
         """End every actor of this executor (Ray itself keeps running)."""
         if self._pools:
@@ -293,6 +316,8 @@ class RayExecutor:
         waiting: list[tuple[WorkUnit, int]] = []  # (unit, failed attempts so far)
         in_flight: dict[Any, tuple[WorkUnit, ActorInfo, int]] = {}
         replaced = 0
+        last_result = time.perf_counter()
+        self._warned_stall = False
         try:
             while True:
                 # Read ahead only as far as free slots allow (backpressure), then send units
@@ -325,7 +350,12 @@ class RayExecutor:
                         raise BackendError("no live Ray actor can take the remaining "
                                            f"{len(waiting)} units")
                     break
-                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=min(
+                    self.stall_warning_s, self.stall_timeout_s or self.stall_warning_s))
+                if not ready:
+                    self._stalled(ray, pools, time.perf_counter() - last_result)
+                    continue
+                last_result = time.perf_counter()
                 for ref in ready:
                     unit, actor, attempts = in_flight.pop(ref)
                     actor.in_flight -= 1
