@@ -12,16 +12,13 @@ from rich.table import Table
 from oversight.aggregate import FLAG_COLUMNS, PanelRules, aggregate
 from oversight.errors import OversightError
 from oversight.panel import wilson_ci
-from oversight.store import JudgmentStore
+from oversight.store import JudgmentStore, run_store
 
 
 def run_aggregate(console: Console, run_dir: Path, *, method: str, out: Path | None,
                   quorum: int, supermajority: float | None, min_margin: float,
                   drop_flags: list[str], gold: bool) -> None:
-    db_path = run_dir / "judgments.sqlite" if run_dir.is_dir() else run_dir
-    if not db_path.exists():
-        raise OversightError(f"{run_dir}: no judgments.sqlite here; run `oversight judge` "
-                             "with --out pointing at this directory first")
+    db_path = run_store(run_dir)
     bad = [f for f in drop_flags if f not in FLAG_COLUMNS]
     if bad:
         raise OversightError(f"--drop-flags: unknown flag(s) {bad}; valid: "

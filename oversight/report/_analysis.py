@@ -143,13 +143,10 @@ class Analysis:
     @classmethod
     def from_run(cls, run_dir: str | Path, **options: Any) -> Analysis:
         """Load a run directory written by `oversight judge` (its SQLite store)."""
-        from oversight.store import JudgmentStore
+        from oversight.store import JudgmentStore, run_store
 
         run_dir = Path(run_dir)
-        db_path = run_dir / "judgments.sqlite" if run_dir.is_dir() else run_dir
-        if not db_path.exists():
-            raise OversightError(f"{run_dir}: no judgments.sqlite here; run `oversight judge` "
-                                 "with --out pointing at this directory first")
+        db_path = run_store(run_dir)
         with JudgmentStore(db_path) as db:
             items, frame, critics = db.items(), db.to_frame(), db.critics()
         meta: dict[str, Any] = {"run": str(run_dir)}

@@ -246,13 +246,10 @@ def import_labels(run_dir: str | Path, path: str | Path, *, reviewer: str = "rev
                   ) -> dict[str, int]:
     """Store the labels in `path` as the `human` critic of the run; returns counts per
     reviewer. Re-importing replaces that reviewer's earlier labels for the same items."""
-    from oversight.store import JudgmentStore
+    from oversight.store import JudgmentStore, run_store
 
     run_dir = Path(run_dir)
-    db_path = run_dir / "judgments.sqlite" if run_dir.is_dir() else run_dir
-    if not db_path.exists():
-        raise OversightError(f"{run_dir}: no judgments.sqlite here; pass the run directory "
-                             "that `oversight judge --out` wrote")
+    db_path = run_store(run_dir)
     rows = read_labels(path)
     with JudgmentStore(db_path) as db:
         k_of = {it.id: it.k for it in db.items()}

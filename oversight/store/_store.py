@@ -23,7 +23,7 @@ from typing import Any
 
 from oversight.critics import JUDGMENT_COLUMNS, Judgment
 from oversight.data import Comparison
-from oversight.errors import StoreBusyError
+from oversight.errors import OversightError, StoreBusyError
 
 SCHEMA_VERSION = 1
 _KEY = ("fingerprint", "item_id", "principle", "order")
@@ -37,6 +37,16 @@ _HELD: dict[str, int] = {}  # lock paths this process holds, with a re-entry cou
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def run_store(run_dir: str | Path) -> Path:
+    """The SQLite store of a run directory written by `oversight judge` (or the file itself)."""
+    run_dir = Path(run_dir)
+    db_path = run_dir / "judgments.sqlite" if run_dir.is_dir() else run_dir
+    if not db_path.exists():
+        raise OversightError(f"{run_dir}: no judgments.sqlite here; run `oversight judge` "
+                             "with --out pointing at this directory first")
+    return db_path
 
 
 @contextmanager

@@ -26,13 +26,10 @@ def load_run(run_dir: str | Path) -> Any:
     """A PanelResult rebuilt from a run directory written by `oversight judge`."""
     from oversight.aggregate import PanelRules
     from oversight.panel import PanelResult
-    from oversight.store import JudgmentStore
+    from oversight.store import JudgmentStore, run_store
 
     run_dir = Path(run_dir)
-    db_path = run_dir / "judgments.sqlite" if run_dir.is_dir() else run_dir
-    if not db_path.exists():
-        raise OversightError(f"{run_dir}: no judgments.sqlite here; run `oversight judge` "
-                             "with --out pointing at this directory first")
+    db_path = run_store(run_dir)
     with JudgmentStore(db_path) as db:
         items, rows, critics = db.items(), db.judgments(), db.critics()
     if not rows:

@@ -69,40 +69,34 @@ def _finish(trainer: Any, opts: TrainOptions) -> Any:
     return trainer
 
 
+def _offline(kind: str, model: Any, dataset: Any, opts: TrainOptions, tokenizer: Any) -> Any:
+    """TRL's `<kind>Config` and `<kind>Trainer` on a fixed dataset, then train (and save)."""
+    import trl
+
+    cfg = _config(getattr(trl, f"{kind}Config"), opts, max_length=opts.max_length)
+    trainer = getattr(trl, f"{kind}Trainer")(model=resolve_model(model), args=cfg,
+                                             train_dataset=dataset, processing_class=tokenizer)
+    return _finish(trainer, opts)
+
+
 def train_sft(model: Any, dataset: Any, opts: TrainOptions, tokenizer: Any = None) -> Any:
     """Supervised fine-tuning on `messages` rows (panel-preferred responses, revisions)."""
-    from trl import SFTConfig, SFTTrainer
-
-    cfg = _config(SFTConfig, opts, max_length=opts.max_length)
-    return _finish(SFTTrainer(model=resolve_model(model), args=cfg, train_dataset=dataset,
-                              processing_class=tokenizer), opts)
+    return _offline("SFT", model, dataset, opts, tokenizer)
 
 
 def train_reward(model: Any, dataset: Any, opts: TrainOptions, tokenizer: Any = None) -> Any:
     """A reward model on preference rows; the panel's `margin` enters TRL's margin loss."""
-    from trl import RewardConfig, RewardTrainer
-
-    cfg = _config(RewardConfig, opts, max_length=opts.max_length)
-    return _finish(RewardTrainer(model=resolve_model(model), args=cfg, train_dataset=dataset,
-                                 processing_class=tokenizer), opts)
+    return _offline("Reward", model, dataset, opts, tokenizer)
 
 
 def train_dpo(model: Any, dataset: Any, opts: TrainOptions, tokenizer: Any = None) -> Any:
     """Direct preference optimisation on preference rows."""
-    from trl import DPOConfig, DPOTrainer
-
-    cfg = _config(DPOConfig, opts, max_length=opts.max_length)
-    return _finish(DPOTrainer(model=resolve_model(model), args=cfg, train_dataset=dataset,
-                              processing_class=tokenizer), opts)
+    return _offline("DPO", model, dataset, opts, tokenizer)
 
 
 def train_kto(model: Any, dataset: Any, opts: TrainOptions, tokenizer: Any = None) -> Any:
     """KTO on unpaired rows (panel-preferred = desirable)."""
-    from trl import KTOConfig, KTOTrainer
-
-    cfg = _config(KTOConfig, opts, max_length=opts.max_length)
-    return _finish(KTOTrainer(model=resolve_model(model), args=cfg, train_dataset=dataset,
-                              processing_class=tokenizer), opts)
+    return _offline("KTO", model, dataset, opts, tokenizer)
 
 
 def _rl_defaults(opts: TrainOptions, num_generations: int, max_completion_length: int,
