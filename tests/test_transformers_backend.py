@@ -112,39 +112,137 @@ def test_default_smollm2_judges_a_pair():
     assert all(math.isclose(a.value, b.value, abs_tol=1e-5) for a, b in zip(js, again))
 
 
-@pytest.mark.parametrize("attention,suffix_batch", [("sdpa", 64), ("eager", 5)])
-def test_prefix_sharing_matches_naive_path(tiny_llama, pairs, attention, suffix_batch):
+def panel_requests(backend, pairs):
+    """Every principle of two critics on each pair, and one 10-way score prompt."""
+    critics = [Critic(builtin(n), backend, principles="all")
+               for n in ("harmlessness", "honesty")]
+    requests = [ChoiceRequest(c._prompt(t, None), ("A", "B"))
+                for c in critics for t in c.tasks(pairs)]
+    requests.append(ChoiceRequest(prompts()[0], tuple(str(i) for i in range(1, 11))))
+    return requests
+
+
+def choice_probs(results):
+    """Each request's probabilities normalised over its choices, as a critic reads them."""
+    out = []
+    for r in results:
+        top = max(r.logprobs)
+        odds = [math.exp(v - top) for v in r.logprobs]
+        out.append([o / sum(odds) for o in odds])
+    return out
+
+
+def logprob_gap(a, b):
+    """Largest difference in a choice's raw log-probability between two result lists."""
+    return max(abs(u - v) for x, y in zip(a, b) for u, v in zip(x.logprobs, y.logprobs))
+
+
+@pytest.mark.parametrize("attention,cascade,options", [
+    ("sdpa", True, {}),
+    ("eager", True, {"suffix_batch_tokens": 400}),
+    ("sdpa", False, {"suffix_max_batch": 5, "suffix_slack": (0.2, 4)}),
+    ("eager", False, {})])
+def test_prefix_sharing_matches_naive_path(tiny_llama, pairs, attention, cascade, options,
+                                           monkeypatch):
     """Shared-prefix KV reuse gives the naive path's probabilities within 1e-4.
 
-    Both attention kernels (boolean mask for sdpa, additive float mask for eager), and suffix
-    batches small enough that groups are split across several batches and share them.
+    Both suffix paths: packed suffixes with cascade attention reading the prefix KV in place,
+    and suffix rows with a KV cache each (exact-length buckets, and left-padded ones). Both
+    model attention settings (sdpa's boolean mask, eager's float mask). And suffix batches
+    small enough that one group's suffixes are split across several of them.
     """
     from oversight import TransformersBackend
+    from oversight.backends import _cascade
 
     model, tok = tiny_llama
     model.set_attn_implementation(attention)
     shared = TransformersBackend(model_obj=model, tokenizer=tok, model_id="tiny",
-                                 prefix_sharing=True, min_prefix=8,
-                                 suffix_max_batch=suffix_batch)
+                                 prefix_sharing=True, min_prefix=8, cascade=cascade, **options)
+    packs: list[list[tuple[int, int, int]]] = []   # the spans of each packed forward
+    padded: list[bool] = []                        # per suffix-row batch, whether it pads
+
+    layout = _cascade.PackedSuffixes
+    monkeypatch.setattr(_cascade, "PackedSuffixes",
+                        lambda **kw: packs.append(kw["spans"]) or layout(**kw))
+    real = shared._suffix_cached
+
+    def cached(suffix, spos, own, *rest):
+        padded.append(bool((~own[:, -1]).any()))  # some row's last token misses a column
+        return real(suffix, spos, own, *rest)
+
+    monkeypatch.setattr(shared, "_suffix_cached", cached)
     naive = TransformersBackend(model_obj=model, tokenizer=tok, model_id="tiny",
                                 prefix_sharing=False)
-    critics = [Critic(builtin(n), shared, principles="all")
-               for n in ("harmlessness", "honesty")]
-    requests = []
-    for c in critics:
-        for t in c.tasks(pairs):
-            requests.append(ChoiceRequest(c._prompt(t, None), ("A", "B")))
-    requests.append(ChoiceRequest(prompts()[0], tuple(str(i) for i in range(1, 11))))
+    requests = panel_requests(shared, pairs)
     seqs = [shared.render(r.prompt) for r in requests]
     groups = shared._prefix_groups(seqs, [[len(s) - 1] for s in seqs])
     assert sum(len(m) for p, m in groups if p > 0) >= len(requests) - 2  # sharing happened
     assert len([g for g in groups if g[0] > 0]) <= 2 * len(pairs) + 1
     a = shared.score_choices(requests)
     b = naive.score_choices(requests)
-    worst = 0.0
-    for x, y in zip(a, b):
-        pa = [math.exp(v) for v in x.logprobs]
-        pb = [math.exp(v) for v in y.logprobs]
-        worst = max(worst, max(abs(u - v) for u, v in zip(pa, pb)))
+    worst = max(abs(u - v) for x, y in zip(choice_probs(a), choice_probs(b))
+                for u, v in zip(x, y))
+    assert logprob_gap(a, b) < 1e-4  # raw log-probs too, not only their normalised ratio
     model.set_attn_implementation("sdpa")
+    assert model.config._attn_implementation == "sdpa"  # the cascade switch is undone
+    if cascade:
+        assert packs and not padded
+        assert any(len(spans) > 1 for spans in packs)  # a pack holds several groups
+        if options:  # a group's suffixes continue in the next pack
+            assert any(p[-1][2] == q[0][2] for p, q in zip(packs, packs[1:]))
+    else:
+        assert padded and not packs
+        assert any(padded) == ("suffix_slack" in options)  # exact-length buckets never pad
     assert worst < 1e-4
+
+
+def test_cascade_attention_in_bf16_agrees_with_the_cached_path(tiny_llama, pairs):
+    """In bf16 the two suffix paths round differently, but stay close to each other and to
+    fp32; the probabilities spread widely, so a suffix read against the wrong prefix shows."""
+    import copy
+
+    from oversight import TransformersBackend
+
+    model, tok = tiny_llama
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    make = lambda m, **kw: TransformersBackend(model_obj=m, tokenizer=tok, model_id="tiny",
+                                               min_prefix=8, **kw)
+    requests = panel_requests(make(half), pairs)
+    cascade = make(half).score_choices(requests)
+    cached = make(half, cascade=False).score_choices(requests)
+    fp32 = make(model, prefix_sharing=False).score_choices(requests)
+    assert logprob_gap(cascade, cached) < 0.02
+    gap = max(abs(x[0] - y[0]) for x, y in zip(choice_probs(cascade), choice_probs(fp32)))
+    assert gap < 0.01
+    first = [p[0] for p in choice_probs(fp32)[:-1]]  # the A/B requests
+    assert max(first) - min(first) > 10 * gap
+
+
+def test_tuned_allocator_reuses_activation_memory_instead_of_faulting_it_in():
+    """After `tune_cpu_allocator()` freed 20 MB buffers stay in the heap and are reused, so
+    allocating them again faults in no pages. Untuned glibc trims them back to the kernel in
+    some processes and not others (it depends on where the heap can grow), so four fresh
+    processes are probed; a tuning that did nothing fails with probability 1 - 1/16 here."""
+    import subprocess
+    import sys
+
+    probe = """
+import resource, torch
+from oversight.backends._transformers import tune_cpu_allocator
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        held = [torch.empty(5 << 20).fill_(1) for _ in range(4)]  # 4 x 20 MB, then freed
+        del held
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+torch.empty(30 << 18).fill_(1)  # a 30 MB buffer moves glibc's dynamic mmap threshold there
+assert tune_cpu_allocator()
+faults()
+print(faults())
+"""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt is Linux-only")
+    for _ in range(4):
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                             check=True).stdout
+        assert int(out) < 400  # of the 200,000 pages touched
