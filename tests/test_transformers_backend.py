@@ -146,10 +146,11 @@ def test_prefix_sharing_matches_naive_path(tiny_llama, pairs, attention, cascade
                                            monkeypatch):
     """Shared-prefix KV reuse gives the naive path's probabilities within 1e-4.
 
-    Both suffix paths: packed suffixes with cascade attention reading the prefix KV in place,
-    and suffix rows with a KV cache each (exact-length buckets, and left-padded ones). Both
-    model attention settings (sdpa's boolean mask, eager's float mask). And suffix batches
-    small enough that one group's suffixes are split across several of them.
+    Both paths: groups (prefix, then its suffixes) packed through cascade attention, several
+    to a forward or one each; and suffix rows with a copy of the prefix KV each, in
+    exact-length buckets or left-padded ones, in batches small enough that one group's
+    suffixes are split across several. Both model attention settings (sdpa's boolean mask,
+    eager's float mask).
     """
     from oversight import TransformersBackend
     from oversight.backends import _cascade
@@ -161,9 +162,9 @@ def test_prefix_sharing_matches_naive_path(tiny_llama, pairs, attention, cascade
     packs: list[list[tuple[int, int, int]]] = []   # the spans of each packed forward
     padded: list[bool] = []                        # per suffix-row batch, whether it pads
 
-    layout = _cascade.PackedSuffixes
-    monkeypatch.setattr(_cascade, "PackedSuffixes",
-                        lambda **kw: packs.append(kw["spans"]) or layout(**kw))
+    layout = _cascade.Packed
+    monkeypatch.setattr(_cascade, "Packed",
+                        lambda **kw: packs.append(kw["groups"]) or layout(**kw))
     real = shared._suffix_cached
 
     def cached(suffix, spos, own, *rest):
@@ -187,9 +188,10 @@ def test_prefix_sharing_matches_naive_path(tiny_llama, pairs, attention, cascade
     assert model.config._attn_implementation == "sdpa"  # the cascade switch is undone
     if cascade:
         assert packs and not padded
-        assert any(len(spans) > 1 for spans in packs)  # a pack holds several groups
-        if options:  # a group's suffixes continue in the next pack
-            assert any(p[-1][2] == q[0][2] for p, q in zip(packs, packs[1:]))
+        if options:  # a budget below any group's size: one group per pack
+            assert [len(spans) for spans in packs] == [1] * len([g for g in groups if g[0]])
+        else:
+            assert any(len(spans) > 1 for spans in packs)  # a pack holds several groups
     else:
         assert padded and not packs
         assert any(padded) == ("suffix_slack" in options)  # exact-length buckets never pad
@@ -205,8 +207,11 @@ def test_cascade_attention_in_bf16_agrees_with_the_cached_path(tiny_llama, pairs
 
     model, tok = tiny_llama
     half = copy.deepcopy(model).to(torch.bfloat16)
-    make = lambda m, **kw: TransformersBackend(model_obj=m, tokenizer=tok, model_id="tiny",
-                                               min_prefix=8, **kw)
+
+    def make(m, **kw):
+        return TransformersBackend(model_obj=m, tokenizer=tok, model_id="tiny", min_prefix=8,
+                                   **kw)
+
     requests = panel_requests(make(half), pairs)
     cascade = make(half).score_choices(requests)
     cached = make(half, cascade=False).score_choices(requests)

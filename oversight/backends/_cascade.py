@@ -1,99 +1,111 @@
-"""Cascade attention over packed suffixes that continue shared, cached prefixes (CPU).
+"""Cascade attention: prefixes and the suffixes that continue them, packed in one sequence.
 
-The suffixes (one per principle question) of many items run as ONE packed sequence: every
-token of every suffix side by side, with no padding, so the linear layers, which are most of
-the cost, see one large matrix. Attention is then computed per token in two parts that
-softmax separately, and merged exactly:
+One item and order judged under many principles is one shared prefix (chat header,
+conversation, responses) followed by many short suffixes (the principle questions). Here a
+whole group -- its prefix, then all its suffixes -- and several groups side by side form ONE
+packed sequence with no padding, so the linear layers (most of the cost) see one large
+matrix and every unique token passes through the model exactly once. No KV cache is kept:
+within each layer the suffixes read their prefix's keys and values straight from the same
+forward.
 
-- over its group's prefix keys, read where the prefix forward left them (no copy, no mask):
-  all suffix tokens of one group form one contiguous span, and the query heads that share a
-  key/value head are folded into the query length, so one fused call covers a whole group;
-- over its own suffix's keys, causally: the suffixes are gathered into short right-padded rows
-  for this part only (they are ~60 tokens, so this part is small).
-
-torch's fused CPU flash kernel returns each part's output with the log-sum-exp of its scores,
-and out = o_prefix * s + o_suffix * (1 - s), s = sigmoid(lse_prefix - lse_suffix).
+Attention per group, in each layer:
+- prefix tokens: causal self-attention over the prefix;
+- suffix tokens: two parts that softmax separately and are merged exactly,
+  1. over the group's prefix keys; the query heads sharing one key/value head are folded
+     into the query length, so one fused call covers all of the group's suffix tokens;
+  2. over the suffix's own keys, causally, on short right-padded rows gathered for this part.
+  torch's fused CPU flash kernel returns each part's output with the log-sum-exp of its
+  scores, and out = o1 * s + o2 * (1 - s), s = sigmoid(lse1 - lse2).
 
 The function is registered with transformers' AttentionInterface under `NAME`. The backend
-switches a model to it for the duration of a suffix forward and hands it the layout through
+switches a model to it for the duration of a packed forward and hands it the layout through
 the forward's keyword arguments, which transformers passes on to every attention layer.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 NAME = "oversight_cascade"
+SWITCH = threading.Lock()  # held while a model's attention is switched to NAME
 
 
 @dataclass
-class PackedSuffixes:
-    """Where each packed suffix token belongs.
+class Packed:
+    """Where each token of a packed sequence belongs.
 
-    layers: per decoder layer, per group, the prefix (keys, values), each (kv_heads, p, d).
-    spans:  (start, end, group): contiguous token spans of the packed sequence whose tokens
-            all continue that group's prefix.
+    groups: (prefix_start, prefix_end, suffix_end) per group: its prefix tokens, then all its
+            suffixes' tokens up to suffix_end, contiguous in the packed sequence.
     gather: (rows, n) packed index of each suffix's j-th token (padding repeats a real index).
-    real:   (rows, n) which entries of `gather` are real tokens; row-major order over the real
-            entries is the packed order.
+    real:   (rows, n) which entries of `gather` are real tokens.
+    suffix: packed positions of the real entries of `gather`, in row-major order.
     """
 
-    layers: list[list[tuple[Any, Any]]]
-    spans: list[tuple[int, int, int]]
+    groups: list[tuple[int, int, int]]
     gather: Any
     real: Any
+    suffix: Any
 
 
 def cascade_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
                       scaling: float | None = None, dropout: float = 0.0,
-                      oversight_suffixes: PackedSuffixes | None = None, **kwargs: Any
+                      oversight_packed: Packed | None = None, **kwargs: Any
                       ) -> tuple[Any, None]:
-    """Attention of packed suffix tokens over (own group's prefix, own suffix).
+    """Attention for a packed sequence of (prefix, suffixes) groups.
 
     Shapes follow transformers: query (1, heads, T, d), key and value (1, kv_heads, T, d);
     returns (1, T, heads, d). `attention_mask` is ignored: the layout says everything.
     """
     import torch
 
-    if oversight_suffixes is None:  # an ordinary forward while the model is switched over
+    if oversight_packed is None:  # an ordinary forward while the model is switched over
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       scaling=scaling, dropout=dropout, **kwargs)
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    layout = oversight_suffixes
+    layout = oversight_packed
     _, heads, total, d = query.shape
     kv_heads = key.shape[1]
     per_kv = heads // kv_heads
-    q = query[0]
+    q, k, v = query[0], key[0], value[0]
 
-    # Part 1: each group's span of query tokens against that group's prefix, in place.
-    out1 = q.new_empty((heads, total, d))
+    out = q.new_empty((heads, total, d))
     lse1 = torch.empty((heads, total), dtype=torch.float32)
-    prefix = layout.layers[module.layer_idx]
-    for start, end, group in layout.spans:
-        t = end - start
-        pk, pv = prefix[group]
-        folded = q[:, start:end].reshape(kv_heads, per_kv * t, d)
+    for start, mid, end in layout.groups:
+        pk, pv = k[:, start:mid], v[:, start:mid]
+        # The prefix: causal self-attention (it is short next to the suffixes, so repeating
+        # its keys for grouped-query heads costs little).
+        rk, rv = pk, pv
+        if per_kv > 1:
+            rk = pk.repeat_interleave(per_kv, dim=0)
+            rv = pv.repeat_interleave(per_kv, dim=0)
+        o, _ = flash(q[None, :, start:mid], rk[None], rv[None], 0.0, True, scale=scaling)
+        out[:, start:mid] = o[0]
+        # Part 1 of the suffixes: every suffix token of the group against the prefix.
+        t = end - mid
+        folded = q[:, mid:end].reshape(kv_heads, per_kv * t, d)
         o, lse = flash(folded[None], pk[None], pv[None], 0.0, False, scale=scaling)
-        out1[:, start:end] = o[0].reshape(heads, t, d)
-        lse1[:, start:end] = lse[0].reshape(heads, t)
+        out[:, mid:end] = o[0].reshape(heads, t, d)
+        lse1[:, mid:end] = lse[0].reshape(heads, t)
 
     # Part 2: each suffix against its own tokens, causally, on right-padded rows (padding
     # sits after every real token, so causality alone keeps it out of real tokens' view).
     rows_q = q[:, layout.gather].transpose(0, 1)                  # (rows, heads, n, d)
-    rows_k = key[0][:, layout.gather].transpose(0, 1)             # (rows, kv_heads, n, d)
-    rows_v = value[0][:, layout.gather].transpose(0, 1)
+    rows_k = k[:, layout.gather].transpose(0, 1)                  # (rows, kv_heads, n, d)
+    rows_v = v[:, layout.gather].transpose(0, 1)
     if per_kv > 1:
         rows_k = rows_k.repeat_interleave(per_kv, dim=1)
         rows_v = rows_v.repeat_interleave(per_kv, dim=1)
     o2, lse2 = flash(rows_q, rows_k, rows_v, 0.0, True, scale=scaling)
-    out2 = o2.transpose(0, 1)[:, layout.real]                     # (heads, T, d), packed order
+    o2 = o2.transpose(0, 1)[:, layout.real]                       # (heads, suffix tokens, d)
     lse2 = lse2.transpose(0, 1)[:, layout.real]
-
-    share = torch.sigmoid(lse1 - lse2).unsqueeze(-1).to(out1.dtype)
-    return torch.lerp(out2, out1, share).transpose(0, 1)[None], None
+    at = layout.suffix
+    share = torch.sigmoid(lse1[:, at] - lse2).unsqueeze(-1).to(out.dtype)
+    out[:, at] = torch.lerp(o2, out[:, at], share)
+    return out.transpose(0, 1)[None], None
 
 
 def register() -> None:

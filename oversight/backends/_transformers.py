@@ -257,10 +257,14 @@ class TransformersBackend:
             groups = self._prefix_groups(seqs, positions)
             singles = [m for p, members in groups if p == 0 for m in members]
             shared = [g for g in groups if g[0] > 0]
-            for batch in self._batches([p for p, _ in shared]):
-                rows_of = self._forward_shared(seqs, positions, [shared[b] for b in batch])
-                for m, r in rows_of.items():
+            if shared and self._cascade():
+                for m, r in self._forward_packed(seqs, positions, shared).items():
                     rows[m] = r
+            else:
+                for batch in self._batches([p for p, _ in shared]):
+                    rows_of = self._forward_shared(seqs, positions, [shared[b] for b in batch])
+                    for m, r in rows_of.items():
+                        rows[m] = r
         for batch in self._batches([len(seqs[i]) for i in singles]):
             idx = [singles[b] for b in batch]
             for m, r in zip(idx, self._forward_last([seqs[i] for i in idx],
@@ -300,15 +304,14 @@ class TransformersBackend:
                         groups: list[tuple[int, list[int]]]) -> dict[int, Any]:
         """Prefixes of several groups in one forward, then all their suffixes on its KV cache.
 
+        The path where cascade attention is not available (GPUs, other attention kernels):
         1. The groups' shared prefixes run as one left-padded batch with `use_cache`.
-        2. Position ids of each suffix continue from its group's prefix length, so a suffix is
-           computed exactly as if it followed its prefix alone; it attends to its group's real
-           prefix tokens and to its own earlier tokens, never to padding or other suffixes.
-        3. On CPU the suffixes run packed, side by side in one sequence without padding, and
-           cascade attention reads each group's prefix KV where it lies (`_suffixes_packed`).
-           Elsewhere every suffix becomes a row, bucketed by length (one exact length per
-           bucket by default: one principle's question has the same length under every item),
-           with a copy of its group's prefix KV in a cache and a 4D mask (`_suffixes_cached`).
+        2. Every suffix becomes a row, bucketed by length (one exact length per bucket by
+           default: one principle's question has the same length under every item), with a
+           copy of its group's prefix KV in a cache and a 4D mask (`_suffixes_cached`).
+        Position ids of each suffix continue from its group's prefix length, so a suffix is
+        computed exactly as if it followed its prefix alone; it attends to its group's real
+        prefix tokens and to its own earlier tokens, never to padding or other suffixes.
         """
         import torch
 
@@ -328,80 +331,82 @@ class TransformersBackend:
         prefix_cache = getattr(out, "cache", None) or out.past_key_values
         kv = [(layer.keys, layer.values) for layer in prefix_cache.layers]
         del out, prefix_cache
-        if self._cascade():
-            return self._suffixes_packed(seqs, positions, groups, kv)
         return self._suffixes_cached(seqs, positions, groups, kv, seen)
 
     def _cascade(self) -> bool:
-        """Whether suffixes can run packed on the prefix KV in place (see `_cascade.py`)."""
+        """Whether groups can run packed through cascade attention (see `_cascade.py`)."""
         from oversight.backends import _cascade
 
         return self.cascade and _cascade.supported(self.model, self.device)
 
-    def _suffixes_packed(self, seqs: list[list[int]], positions: list[list[int]],
-                         groups: list[tuple[int, list[int]]], kv: list[tuple[Any, Any]]
-                         ) -> dict[int, Any]:
-        """All suffixes packed into sequences of up to `suffix_batch_tokens`, no padding."""
+    def _forward_packed(self, seqs: list[list[int]], positions: list[list[int]],
+                        groups: list[tuple[int, list[int]]]) -> dict[int, Any]:
+        """Groups (prefix, then all its suffixes) packed side by side, one forward per pack.
+
+        Every unique token passes through the model once, with no padding and no KV cache;
+        `_cascade.cascade_attention` lets each suffix attend to its group's prefix and to its
+        own earlier tokens. Packs hold whole groups, up to `suffix_batch_tokens` tokens (a
+        larger group gets a pack of its own). Position ids restart at 0 for each prefix and
+        continue through each of its suffixes, so every suffix is computed exactly as if it
+        followed its prefix alone.
+        """
         import torch
 
         from oversight.backends import _cascade
 
-        width = kv[0][0].shape[2]
-        # Each group's prefix KV without its left padding: views, not copies.
-        layers = [[(k[g, :, width - p:], v[g, :, width - p:])
-                   for g, (p, _) in enumerate(groups)] for k, v in kv]
-        work = [(g, m) for g, (_, members) in enumerate(groups) for m in members]
-        packs: list[list[tuple[int, int]]] = [[]]
+        sizes = [p + sum(len(seqs[m]) - p for m in members) for p, members in groups]
+        packs: list[list[int]] = [[]]
         held = 0
-        for g, m in work:
-            n = len(seqs[m]) - groups[g][0]
-            if packs[-1] and held + n > self.suffix_batch_tokens:
+        for g, size in enumerate(sizes):
+            if packs[-1] and held + size > self.suffix_batch_tokens:
                 packs.append([])
                 held = 0
-            packs[-1].append((g, m))
-            held += n
+            packs[-1].append(g)
+            held += size
         _cascade.register()
         config = self.model.config
+        dev = self.device
         rows: dict[int, Any] = {}
         for pack in packs:
             ids: list[int] = []
             pos: list[int] = []
             spans: list[tuple[int, int, int]] = []
-            starts, wanted = [], []
-            for g, m in pack:
-                p = groups[g][0]
+            starts, lengths, wanted, members_in_order = [], [], [], []
+            for g in pack:
+                p, members = groups[g]
                 start = len(ids)
-                ids += seqs[m][p:]
-                pos += range(p, len(seqs[m]))
-                if spans and spans[-1][2] == g:
-                    spans[-1] = (spans[-1][0], len(ids), g)
-                else:
-                    spans.append((start, len(ids), g))
-                starts.append(start)
-                wanted.append([start + q - p for q in positions[m]])
-            lengths = torch.tensor([len(seqs[m]) - groups[g][0] for g, m in pack])
-            step = torch.arange(int(lengths.max()))
-            real = step[None, :] < lengths[:, None]
-            gather = torch.tensor(starts)[:, None] + torch.minimum(step[None, :],
-                                                                   lengths[:, None] - 1)
-            layout = _cascade.PackedSuffixes(layers=layers, spans=spans,
-                                             gather=gather.to(self.device),
-                                             real=real.to(self.device))
+                ids += seqs[members[0]][:p]
+                pos += range(p)
+                for m in members:
+                    starts.append(len(ids))
+                    lengths.append(len(seqs[m]) - p)
+                    wanted.append([len(ids) + q - p for q in positions[m]])
+                    members_in_order.append(m)
+                    ids += seqs[m][p:]
+                    pos += range(p, len(seqs[m]))
+                spans.append((start, start + p, len(ids)))
+            size = torch.tensor(lengths)
+            step = torch.arange(int(size.max()))
+            real = step[None, :] < size[:, None]
+            gather = torch.tensor(starts)[:, None] + torch.minimum(step[None, :], size[:, None] - 1)
+            layout = _cascade.Packed(groups=spans, gather=gather.to(dev), real=real.to(dev),
+                                     suffix=gather[real].to(dev))
             keep, col = self._keep(wanted)
-            before = config._attn_implementation
-            config._attn_implementation = _cascade.NAME
-            try:
-                with torch.inference_mode():
-                    logits = self.model(
-                        input_ids=torch.tensor([ids], device=self.device),
-                        position_ids=torch.tensor([pos], device=self.device),
-                        # a 4D mask is passed through untouched; the layout replaces it
-                        attention_mask=torch.ones((1, 1, 1, 1), dtype=torch.bool,
-                                                  device=self.device),
-                        use_cache=False, oversight_suffixes=layout, **keep).logits
-            finally:
-                config._attn_implementation = before
-            for (_, m), w in zip(pack, wanted):
+            with _cascade.SWITCH:  # one switched forward at a time (threads share models)
+                before = config._attn_implementation
+                config._attn_implementation = _cascade.NAME
+                try:
+                    with torch.inference_mode():
+                        logits = self.model(
+                            input_ids=torch.tensor([ids], device=dev),
+                            position_ids=torch.tensor([pos], device=dev),
+                            # a 4D mask is passed through untouched; the layout replaces it
+                            attention_mask=torch.ones((1, 1, 1, 1), dtype=torch.bool,
+                                                      device=dev),
+                            use_cache=False, oversight_packed=layout, **keep).logits
+                finally:
+                    config._attn_implementation = before
+            for m, w in zip(members_in_order, wanted):
                 rows[m] = torch.log_softmax(logits[0, [col(q) for q in w]].float(), dim=-1)
         return rows
 
