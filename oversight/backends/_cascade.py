@@ -36,17 +36,19 @@ SWITCH = threading.Lock()  # held while a model's attention is switched to NAME
 class Packed:
     """Where each token of a packed sequence belongs.
 
-    groups: (prefix_start, prefix_end, suffix_end) per group: its prefix tokens, then all its
-            suffixes' tokens up to suffix_end, contiguous in the packed sequence.
+    The sequence holds every group's prefix first, then every suffix, so that the suffix
+    tokens form one block starting at `suffixes` (their merge then works on views).
+    groups: (prefix_start, prefix_end, suffix_start, suffix_end) per group; its suffixes'
+            tokens are contiguous.
     gather: (rows, n) packed index of each suffix's j-th token (padding repeats a real index).
-    real:   (rows, n) which entries of `gather` are real tokens.
-    suffix: packed positions of the real entries of `gather`, in row-major order.
+    real:   (rows, n) which entries of `gather` are real tokens; their row-major order is the
+            packed order of the suffix block.
     """
 
-    groups: list[tuple[int, int, int]]
+    groups: list[tuple[int, int, int, int]]
+    suffixes: int
     gather: Any
     real: Any
-    suffix: Any
 
 
 def cascade_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
@@ -73,8 +75,9 @@ def cascade_attention(module: Any, query: Any, key: Any, value: Any, attention_m
     q, k, v = query[0], key[0], value[0]
 
     out = q.new_empty((heads, total, d))
-    lse1 = torch.empty((heads, total), dtype=torch.float32)
-    for start, mid, end in layout.groups:
+    first = layout.suffixes
+    lse1 = torch.empty((heads, total - first), dtype=torch.float32)
+    for start, mid, s_start, s_end in layout.groups:
         pk, pv = k[:, start:mid], v[:, start:mid]
         # The prefix: causal self-attention (it is short next to the suffixes, so repeating
         # its keys for grouped-query heads costs little).
@@ -85,11 +88,11 @@ def cascade_attention(module: Any, query: Any, key: Any, value: Any, attention_m
         o, _ = flash(q[None, :, start:mid], rk[None], rv[None], 0.0, True, scale=scaling)
         out[:, start:mid] = o[0]
         # Part 1 of the suffixes: every suffix token of the group against the prefix.
-        t = end - mid
-        folded = q[:, mid:end].reshape(kv_heads, per_kv * t, d)
+        t = s_end - s_start
+        folded = q[:, s_start:s_end].reshape(kv_heads, per_kv * t, d)
         o, lse = flash(folded[None], pk[None], pv[None], 0.0, False, scale=scaling)
-        out[:, mid:end] = o[0].reshape(heads, t, d)
-        lse1[:, mid:end] = lse[0].reshape(heads, t)
+        out[:, s_start:s_end] = o[0].reshape(heads, t, d)
+        lse1[:, s_start - first:s_end - first] = lse[0].reshape(heads, t)
 
     # Part 2: each suffix against its own tokens, causally, on right-padded rows (padding
     # sits after every real token, so causality alone keeps it out of real tokens' view).
@@ -102,9 +105,9 @@ def cascade_attention(module: Any, query: Any, key: Any, value: Any, attention_m
     o2, lse2 = flash(rows_q, rows_k, rows_v, 0.0, True, scale=scaling)
     o2 = o2.transpose(0, 1)[:, layout.real]                       # (heads, suffix tokens, d)
     lse2 = lse2.transpose(0, 1)[:, layout.real]
-    at = layout.suffix
-    share = torch.sigmoid(lse1[:, at] - lse2).unsqueeze(-1).to(out.dtype)
-    out[:, at] = torch.lerp(o2, out[:, at], share)
+    share = torch.sigmoid(lse1 - lse2).unsqueeze(-1).to(out.dtype)
+    block = out[:, first:]
+    block.copy_(torch.lerp(o2, block, share))
     return out.transpose(0, 1)[None], None
 
 

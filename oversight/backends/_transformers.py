@@ -341,14 +341,14 @@ class TransformersBackend:
 
     def _forward_packed(self, seqs: list[list[int]], positions: list[list[int]],
                         groups: list[tuple[int, list[int]]]) -> dict[int, Any]:
-        """Groups (prefix, then all its suffixes) packed side by side, one forward per pack.
+        """Whole groups (a prefix and all its suffixes) packed into one sequence per forward.
 
         Every unique token passes through the model once, with no padding and no KV cache;
         `_cascade.cascade_attention` lets each suffix attend to its group's prefix and to its
-        own earlier tokens. Packs hold whole groups, up to `suffix_batch_tokens` tokens (a
-        larger group gets a pack of its own). Position ids restart at 0 for each prefix and
-        continue through each of its suffixes, so every suffix is computed exactly as if it
-        followed its prefix alone.
+        own earlier tokens. A pack holds its groups' prefixes, then all their suffixes, up to
+        `suffix_batch_tokens` tokens (a larger group gets a pack of its own). Position ids
+        restart at 0 for each prefix and continue through each of its suffixes, so every
+        suffix is computed exactly as if it followed its prefix alone.
         """
         import torch
 
@@ -368,15 +368,20 @@ class TransformersBackend:
         dev = self.device
         rows: dict[int, Any] = {}
         for pack in packs:
+            # Every prefix of the pack first, then every suffix (one contiguous block).
             ids: list[int] = []
             pos: list[int] = []
-            spans: list[tuple[int, int, int]] = []
-            starts, lengths, wanted, members_in_order = [], [], [], []
             for g in pack:
                 p, members = groups[g]
-                start = len(ids)
                 ids += seqs[members[0]][:p]
                 pos += range(p)
+            first = len(ids)
+            spans: list[tuple[int, int, int, int]] = []
+            starts, lengths, wanted, members_in_order = [], [], [], []
+            prefix_start = 0
+            for g in pack:
+                p, members = groups[g]
+                suffix_start = len(ids)
                 for m in members:
                     starts.append(len(ids))
                     lengths.append(len(seqs[m]) - p)
@@ -384,13 +389,14 @@ class TransformersBackend:
                     members_in_order.append(m)
                     ids += seqs[m][p:]
                     pos += range(p, len(seqs[m]))
-                spans.append((start, start + p, len(ids)))
+                spans.append((prefix_start, prefix_start + p, suffix_start, len(ids)))
+                prefix_start += p
             size = torch.tensor(lengths)
             step = torch.arange(int(size.max()))
             real = step[None, :] < size[:, None]
             gather = torch.tensor(starts)[:, None] + torch.minimum(step[None, :], size[:, None] - 1)
-            layout = _cascade.Packed(groups=spans, gather=gather.to(dev), real=real.to(dev),
-                                     suffix=gather[real].to(dev))
+            layout = _cascade.Packed(groups=spans, suffixes=first, gather=gather.to(dev),
+                                     real=real.to(dev))
             keep, col = self._keep(wanted)
             with _cascade.SWITCH:  # one switched forward at a time (threads share models)
                 before = config._attn_implementation
