@@ -7,9 +7,9 @@ honesty) sharing the model, all 8 principles each, both orders, over the first N
   naive      one full prompt per judgment (as TRL's former HfPairwiseJudge did), batched by
              length with left padding -- a stronger baseline than one prompt at a time;
   optimized  the item prefix (chat header, conversation, both responses) runs once per item
-             and order (several items' prefixes in one batch); then every critic's principle
-             questions run as suffixes packed side by side without padding, reading their
-             prefix's cached KV in place (cascade attention);
+             and order, followed in the same packed sequence by every critic's principle
+             questions as suffixes that attend to it (cascade attention): several items per
+             forward, no padding, no KV cache;
   floor      one forward pass over just the unique tokens: each shared prefix once and each
              suffix once as its own sequence (no attention back to the prefix, so the floor is
              slightly optimistic and the efficiency figure conservative).

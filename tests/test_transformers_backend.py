@@ -8,6 +8,7 @@ import torch
 from oversight import ChatPrompt, Critic, Panel
 from oversight.backends import ChoiceRequest
 from oversight.constitution import builtin
+from oversight.critics._parse import normalize
 
 
 def prompts():
@@ -124,12 +125,7 @@ def panel_requests(backend, pairs):
 
 def choice_probs(results):
     """Each request's probabilities normalised over its choices, as a critic reads them."""
-    out = []
-    for r in results:
-        top = max(r.logprobs)
-        odds = [math.exp(v - top) for v in r.logprobs]
-        out.append([o / sum(odds) for o in odds])
-    return out
+    return [normalize(r.logprobs)[0] for r in results]
 
 
 def logprob_gap(a, b):
@@ -159,7 +155,7 @@ def test_prefix_sharing_matches_naive_path(tiny_llama, pairs, attention, cascade
     model.set_attn_implementation(attention)
     shared = TransformersBackend(model_obj=model, tokenizer=tok, model_id="tiny",
                                  prefix_sharing=True, min_prefix=8, cascade=cascade, **options)
-    packs: list[list[tuple[int, int, int]]] = []   # the spans of each packed forward
+    packs: list[list[tuple[int, ...]]] = []        # the group spans of each packed forward
     padded: list[bool] = []                        # per suffix-row batch, whether it pads
 
     layout = _cascade.Packed

@@ -1,10 +1,11 @@
 """TransformersBackend: verdicts from choice-token log-probs, batched on CPU or GPU.
 
 Prompts that share a long token prefix (one item and order judged under many principles, by
-every critic on this model) are grouped: the prefix runs once, and the suffixes run as rows of
-one length on its KV, which cascade attention reads in place (`_cascade.py`). Other prompts
-are sorted by length and packed into batches under a token budget (left padding, explicit
-position ids), so that padding waste stays small.
+every critic on this model) are grouped. On CPU whole groups (prefix, then all its suffixes)
+run packed in one sequence through cascade attention (`_cascade.py`), so each unique token is
+computed once; elsewhere the prefix runs once and its suffixes run as rows on copies of its KV
+cache. Other prompts are sorted by length and packed into batches under a token budget (left
+padding, explicit position ids), so that padding waste stays small.
 Multi-token choices (e.g. "10") are read off the same sequence as their first token.
 """
 
@@ -167,6 +168,11 @@ class TransformersBackend:
             ids = ids + tok(prompt.assistant_prefix, add_special_tokens=False)["input_ids"]
         return ids
 
+    def _pad_id(self) -> int:
+        """The id that fills padded positions (never attended to, so any id would do)."""
+        pad = self.tokenizer.pad_token_id
+        return 0 if pad is None else pad
+
     def _choice_ids(self, choice: str) -> list[int]:
         ids: list[int] = self.tokenizer(choice, add_special_tokens=False)["input_ids"]
         if not ids:
@@ -210,8 +216,7 @@ class TransformersBackend:
         """Log-softmax rows at the requested positions of each (left-padded) sequence."""
         import torch
 
-        pad = self.tokenizer.pad_token_id
-        pad = 0 if pad is None else pad
+        pad = self._pad_id()
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -315,8 +320,7 @@ class TransformersBackend:
         """
         import torch
 
-        pad = self.tokenizer.pad_token_id
-        pad = 0 if pad is None else pad
+        pad = self._pad_id()
         width = max(p for p, _ in groups)
         ids = torch.full((len(groups), width), pad, dtype=torch.long)
         seen = torch.zeros((len(groups), width), dtype=torch.bool)
@@ -422,8 +426,7 @@ class TransformersBackend:
         """Suffix rows, bucketed by length, each on a cache holding its group's prefix KV."""
         import torch
 
-        pad = self.tokenizer.pad_token_id
-        pad = 0 if pad is None else pad
+        pad = self._pad_id()
         width = seen.shape[1]
         work = [(g, m) for g, (_, members) in enumerate(groups) for m in members]
         lengths = [len(seqs[m]) - groups[g][0] for g, m in work]
