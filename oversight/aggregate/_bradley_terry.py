@@ -321,6 +321,7 @@ def _maximise(problem: Any, lay: _Layout, prior: float, tol: float, max_iter: in
 
     f = posterior(theta)
     move = np.inf
+    stalled = 0
     for _ in range(max_iter):
         grad, rows, cols, vals = problem.gradient(theta)
         w = np.exp(theta)
@@ -337,9 +338,20 @@ def _maximise(problem: Any, lay: _Layout, prior: float, tol: float, max_iter: in
                 break
             scale = np.where(ok, scale, 0.5 * scale)
         cand = np.where(ok[gof], cand, theta)
+        last = move
         move = float(np.abs(cand - theta).max(initial=0.0))
-        theta, f = cand, np.where(ok, fc, f)
+        new_f = np.where(ok, fc, f)
+        gain = float(np.max(new_f - f, initial=0.0))
+        theta, f = cand, new_f
         if move < tol:
+            return theta
+        # Scale-aware stop: with extreme counts (1e9 wins to 1) the gradient's rounding error
+        # (about eps times the weight an item carries) sets a floor on the step that no `tol`
+        # can beat. Newton converges quadratically, so a step that stops shrinking while the
+        # log-posterior no longer rises beyond rounding is that floor: the fit has converged.
+        floor = 1e-12 * (1.0 + float(np.max(np.abs(f), initial=0.0)))
+        stalled = stalled + 1 if (move > 0.5 * last and gain <= floor) else 0
+        if stalled >= 3:
             return theta
     if warn:
         warnings.warn(f"strength fit stopped at max_iter={max_iter} with step {move:.3g} > "

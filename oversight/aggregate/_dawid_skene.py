@@ -29,7 +29,7 @@ from oversight.aggregate._ballots import PAIRWISE_FIELDS, _check_columns
 from oversight.aggregate._vote import TIE, ballots
 
 _FLOOR = 1e-10  # confusion cells and priors are floored here before logs (as crowd-kit does)
-LABEL_MODES = ("pairwise", "score")
+LABEL_MODES = ("pairwise", "score", "passfail", "all")
 GOLD_STRATEGIES = ("clamp", "gold_only")
 
 
@@ -40,8 +40,9 @@ def critic_labels(judgments: pd.DataFrame, mode: str = "pairwise") -> pd.DataFra
     """Each critic's verdict per item: columns item_id, critic, label, p.
 
     A critic's support for each response is the (principle-weighted) mean over its ok
-    judgments of the chosen `mode`, pairwise rows taken in canonical orientation (order "a,b"
-    with value v says P(a beats b) = v). `label` is the index of the best-supported response;
+    judgments of the chosen `mode` ("all": every critic, whatever its mode), pairwise rows
+    taken in canonical orientation (order "a,b" with value v says P(a beats b) = v). `label`
+    is the index of the best-supported response;
     `p` is the support of response 0 (for two-response pairwise items: the critic's
     P(response 0 is better)). Exact ties (e.g. p = 0.5) are dropped, like abstentions and
     errors: a tie is missing data for Dawid-Skene and agreement statistics, not a category.
@@ -50,7 +51,8 @@ def critic_labels(judgments: pd.DataFrame, mode: str = "pairwise") -> pd.DataFra
     if mode not in LABEL_MODES:
         raise ValueError(f"mode={mode!r}: use one of {', '.join(LABEL_MODES)}")
     _check_columns(judgments, PAIRWISE_FIELDS)
-    b = ballots(judgments[judgments["mode"] == mode], unit="critic")
+    b = ballots(judgments if mode == "all" else judgments[judgments["mode"] == mode],
+                unit="critic")
     cols = ["item_id", "critic", "label", "p"]
     if b.empty:
         return pd.DataFrame({"item_id": pd.Series(dtype=object),

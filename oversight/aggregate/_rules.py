@@ -1,8 +1,10 @@
 """Panel rules (veto, quorum, supermajority) and per-item disagreement flags.
 
 Veto: a principle of kind "veto", or any principle of a critic marked `veto=True`, is a hard
-constraint. A veto source that confidently prefers one response (P >= 0.5 + veto_margin) vetoes
-the other; in pass/fail mode a response with P(pass) <= 0.5 - veto_margin is vetoed. The rules
+constraint. A veto source that confidently prefers one response (P >= 0.5 + veto_margin, the
+boundary included, within TIE_TOL) vetoes the other; in pass/fail mode a response with
+P(pass) <= 0.5 - veto_margin is vetoed. With veto_margin = 0 the inequalities are strict (an
+exact 0.5 is no preference and vetoes nothing). The rules
 run after aggregation and nothing runs after them, so no aggregation can undo a veto. When every
 response of an item is vetoed the item is `contested` and flagged `veto_conflict`.
 """
@@ -17,7 +19,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import critic_p0, pairwise_rows, vote_of
+from oversight.aggregate._ballots import TIE_TOL, critic_p0, pairwise_rows, vote_of
 
 
 @dataclass
@@ -41,6 +43,26 @@ class PanelRules:
             raise ValueError(f"veto_margin={self.veto_margin} must be in [0, 0.5)")
 
 
+def _beyond(p: float, margin: float) -> bool:
+    """P >= 0.5 + margin (boundary included, within TIE_TOL); strictly above 0.5 when the
+    margin is 0, since an exact 0.5 prefers nothing."""
+    if margin == 0:
+        return p > 0.5 + TIE_TOL
+    return p >= 0.5 + margin - TIE_TOL
+
+
+def infer_k(judgments: pd.DataFrame) -> dict[str, int]:
+    """item_id -> number of responses, from the highest response index any judgment shows
+    (at least 2). Used when no items are given, so K-way vetoes and flags see every response."""
+    if len(judgments) == 0:
+        return {}
+    idx = judgments["order"].astype(str).str.split(",").map(
+        lambda xs: max(int(x) for x in xs if x.strip().lstrip("-").isdigit()) if any(
+            x.strip().lstrip("-").isdigit() for x in xs) else 0)
+    top = idx.groupby(judgments["item_id"]).max()
+    return {str(i): max(2, int(v) + 1) for i, v in top.items()}
+
+
 def vetoed_responses(judgments: pd.DataFrame, rules: PanelRules) -> dict[str, set[int]]:
     """item_id -> responses vetoed by some veto principle or veto critic."""
     is_veto = judgments.get("principle_kind", pd.Series("soft", index=judgments.index)) == "veto"
@@ -57,15 +79,15 @@ def vetoed_responses(judgments: pd.DataFrame, rules: PanelRules) -> dict[str, se
                        p_lo=np.where(pw["a"] < pw["b"], pw["p_ab"], 1 - pw["p_ab"]))
         g = pw.groupby(["item_id", "critic", "principle", "lo", "hi"])["p_lo"].mean()
         for (item, _c, _p, lo, hi), p in g.items():
-            if p > 0.5 + m or (m == 0 and p > 0.5):
+            if _beyond(p, m):
                 out.setdefault(item, set()).add(int(hi))
-            elif p < 0.5 - m or (m == 0 and p < 0.5):
+            elif _beyond(1.0 - p, m):
                 out.setdefault(item, set()).add(int(lo))
     pf = v[v["mode"] == "passfail"]
     if not pf.empty:
         g = pf.groupby(["item_id", "critic", "principle", "order"])["value"].mean()
         for (item, _c, _p, order), p in g.items():
-            if p < 0.5 - m or (m == 0 and p < 0.5):
+            if _beyond(1.0 - p, m):
                 out.setdefault(item, set()).add(int(order))
     return out
 
@@ -75,6 +97,7 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
     """Final labels after quorum, supermajority and veto. `decisions` needs item_id, label,
     share, n_critics. Adds: final, vetoed, veto_override, veto_conflict, low_quorum."""
     vetoes = vetoed_responses(judgments, rules)
+    inferred = infer_k(judgments) if vetoes else {}
     final, vetoed, override, conflict, low_q = [], [], [], [], []
     for item, label, share, n in zip(decisions["item_id"], decisions["label"],
                                      decisions["share"], decisions["n_critics"]):
@@ -83,10 +106,10 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
         if lq:
             lab = "no_quorum"
         elif (rules.supermajority is not None and isinstance(lab, (int, np.integer))
-              and share < rules.supermajority - 1e-12):
+              and share < rules.supermajority - TIE_TOL):
             lab = "no_supermajority"
         v = vetoes.get(item, set())
-        allowed = [r for r in range(k_of.get(item, 2)) if r not in v]
+        allowed = [r for r in range(k_of.get(item) or inferred.get(item, 2)) if r not in v]
         ov = cf = False
         if v:
             if not allowed:
