@@ -19,7 +19,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import TIE_TOL, critic_p0, pairwise_rows, vote_of
+from oversight.aggregate._ballots import TIE_TOL, critic_p0, pairwise_rows
+from oversight.aggregate._stats import position_flips
 
 
 @dataclass
@@ -146,23 +147,16 @@ def disagreement_flags(judgments: pd.DataFrame, items: Iterable[str],
         hi = g.max()
         lo = g.min()
         split = (hi >= 0.5 + c) & (lo <= 0.5 - c)
-        res["split"] = res["item_id"].map(split).fillna(False).astype(bool)
+        res["split"] = res["item_id"].isin(set(split[split].index))
         res["critic_p0_std"] = res["item_id"].map(g.std(ddof=0))
     else:
         res["split"] = False
         res["critic_p0_std"] = np.nan
-    fwd = critic_p0(judgments, orders="forward")
-    rev = critic_p0(judgments, orders="reverse")
-    if not fwd.empty and not rev.empty:
-        both = fwd.merge(rev, on=["item_id", "critic"], suffixes=("_f", "_r"))
-        vf, vr = vote_of(both["p0_f"]), vote_of(both["p0_r"])
-        both["flip"] = (vf >= 0) & (vr >= 0) & (vf != vr)
-        flips = both.groupby("item_id")["flip"].sum()
-        res["n_position_flips"] = res["item_id"].map(flips).fillna(0).astype(int)
-    else:
-        res["n_position_flips"] = 0
+    flips = position_flips(judgments)
+    per_item = flips.groupby("item_id")["flip"].sum() if len(flips) else pd.Series(dtype=int)
+    res["n_position_flips"] = res["item_id"].map(per_item.to_dict()).fillna(0).astype(int)
     res["position_inconsistent"] = res["n_position_flips"] > 0
-    res["cycle"] = res["item_id"].map(_cycles(judgments)).fillna(False).astype(bool)
+    res["cycle"] = res["item_id"].isin({i for i, c in _cycles(judgments).items() if c})
     return res
 
 
@@ -182,9 +176,9 @@ def _cycles(judgments: pd.DataFrame) -> dict[str, bool]:
     for item, sub in mean.groupby(level=0):
         g = nx.DiGraph()
         for (_, lo, hi), p in sub.items():
-            if p > 0.5:
+            if p > 0.5 + TIE_TOL:
                 g.add_edge(lo, hi)
-            elif p < 0.5:
+            elif p < 0.5 - TIE_TOL:
                 g.add_edge(hi, lo)
         out[item] = not nx.is_directed_acyclic_graph(g)
     return out
