@@ -36,7 +36,7 @@ GOLD_STRATEGIES = ("clamp", "gold_only")
 # --------------------------------------------------------------------------- labels
 
 
-def critic_labels(judgments: pd.DataFrame, mode: str = "pairwise") -> pd.DataFrame:
+def critic_labels(judgments: pd.DataFrame, mode: str = "all") -> pd.DataFrame:
     """Each critic's verdict per item: columns item_id, critic, label, p.
 
     A critic's support for each response is the (principle-weighted) mean over its ok

@@ -303,7 +303,7 @@ class Analysis:
         worker = critics.get_indexer(labs["critic"])
         y = labs["label"].to_numpy(dtype=np.int64)
         k = max(2, int(y.max()) + 1)
-        ds = DawidSkene().fit(self.judgments)
+        ds = DawidSkene(mode="all").fit(self.judgments)
         out = pd.DataFrame({"critic": list(critics)})
         out["reliability"] = out["critic"].map(ds.reliability_)
         rng = np.random.default_rng(self.seed)
@@ -324,7 +324,7 @@ class Analysis:
             out["ci_low"] = np.nanquantile(boots, 0.025, axis=0) if self.n_boot else np.nan
             out["ci_high"] = np.nanquantile(boots, 0.975, axis=0) if self.n_boot else np.nan
         if self.human_labels:
-            semi = DawidSkene().fit(self.judgments, gold=self.human_labels)
+            semi = DawidSkene(mode="all").fit(self.judgments, gold=self.human_labels)
             out["reliability_human"] = out["critic"].map(semi.reliability_)
             out.attrs["n_gold"] = semi.n_gold_
         return out
