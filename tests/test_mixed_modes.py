@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from oversight import Comparison, Critic, FunctionBackend, Panel
-from oversight.aggregate import METHODS, PanelRules, agreement_summary, aggregate
+from oversight.aggregate import METHODS, PanelRules, aggregate, agreement_summary
 from oversight.cli import app
 from oversight.constitution import builtin
 from oversight.critics import Judgment

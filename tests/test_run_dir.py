@@ -156,3 +156,57 @@ def test_report_on_a_run_matches_aggregate(tmp_path):
     # lean prefers response 0 on even prompts (reference 0) and 1 on odd ones (reference 1)
     assert ref.at["lean", "agreement"] == 1.0 and ref.at["panel:vote", "n"] == 6
     assert isinstance(pd.DataFrame(a.decisions), pd.DataFrame)
+
+
+PANEL_WITH_AGGREGATOR = '''
+import pandas as pd
+from oversight import Critic, FunctionBackend, Panel
+from oversight.aggregate import critic_p0, register_aggregator
+from oversight.constitution import builtin
+
+
+@register_aggregator("median", replace=True)
+def median(judgments, context, *, floor=0.0):
+    """Median of the critics' P(response 0); undecided within `floor` of 0.5."""
+    med = critic_p0(judgments).groupby("item_id")["p0"].median()
+    label = [("undecided" if abs(m - 0.5) <= floor else 0 if m > 0.5 else 1) for m in med]
+    return pd.DataFrame({"label": label, "p0": med, "margin": (2 * med - 1).abs()},
+                        index=med.index)
+
+
+def longer(ctx):
+    a, b = ctx.responses
+    return 0.9 if len(a) > len(b) else 0.1
+
+
+panel = Panel([Critic(builtin("helpfulness"), FunctionBackend(longer, name="longer"),
+                      name="longer", principles=1)], aggregator="median",
+              aggregator_options={"floor": 0.05})
+'''
+
+
+def test_a_registered_aggregator_from_a_panel_file_runs_in_the_cli(tmp_path):
+    panel = tmp_path / "panel.py"
+    panel.write_text(PANEL_WITH_AGGREGATOR)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "long answer " * (i + 1),
+                                        "rejected": "no"}) + "\n" for i in range(3)))
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["judge", "--panel", str(panel), "--data", str(data), "--out",
+                            str(run)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["aggregate", str(run), "--out", str(tmp_path / "p.parquet"),
+                            "--panel", str(panel)])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("median: 3 items") and "decided=3" in r.output
+    prefs = pd.read_parquet(tmp_path / "p.parquet")
+    assert set(prefs["method"]) == {"median"} and (prefs["chosen"].str.len() > 2).all()
+    import typer
+
+    # method names in the help come from the registry (built-ins: registered at import)
+    cmd = typer.main.get_command(app).commands["aggregate"]  # type: ignore[attr-defined]
+    helps = {p.name: p.help for p in cmd.params}
+    assert helps["method"].startswith("vote | majority | conservative | bt | ds")
+    (run / "run.json").write_text((run / "run.json").read_text())
+    r = runner.invoke(app, ["aggregate", str(run), "--method", "borda"])
+    assert r.exit_code == 2 and "pass --panel FILE" in r.output

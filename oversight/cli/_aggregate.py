@@ -33,6 +33,13 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str | None, out: P
 
         load_panel(panel)
     run = open_run(run_dir)
+    from oversight.aggregate import available_aggregators
+
+    wanted = method or run.aggregator
+    if wanted not in available_aggregators():
+        raise OversightError(f"--method {wanted}: no aggregator of that name is registered "
+                             f"(registered: {method_help()}); pass --panel FILE with the panel "
+                             "file that registers it")
     items, judgments = run.items, run.judgments
     rules = run.rules
     if quorum is not None or supermajority is not None:
