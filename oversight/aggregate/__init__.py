@@ -46,6 +46,7 @@ from oversight.aggregate._dawid_skene import (
     dawid_skene_em,
     dawid_skene_triples,
     fit_confusions_from_gold,
+    reliability_bootstrap,
 )
 from oversight.aggregate._plackett_luce import (
     PlackettLuce,
@@ -93,6 +94,7 @@ __all__ = [
     "position_flip_rates",
     "position_flips",
     "register_aggregator",
+    "reliability_bootstrap",
     "verdict_of",
     "wilson_ci",
     "AggregationWarning",

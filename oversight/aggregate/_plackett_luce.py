@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._bradley_terry import (
-    AggregationWarning,
+from oversight.aggregate._bradley_terry import StrengthModel, entity_strengths
+from oversight.aggregate._strength_solver import (
     StrengthFit,
-    StrengthModel,
     _check_options,
     _components,
     _finish,
@@ -34,8 +33,8 @@ from oversight.aggregate._bradley_terry import (
     _Layout,
     _layout,
     _maximise,
-    entity_strengths,
 )
+from oversight.errors import AggregationWarning
 
 Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # items (R, L), weight, group, id
 

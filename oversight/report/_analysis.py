@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -37,12 +36,12 @@ from oversight.aggregate import (
     cohen_kappa_matrix,
     critic_labels,
     critic_p0,
-    dawid_skene_triples,
     expected_calibration_error,
     label_matrix,
     mean_ci,
     position_flip_rates,
     principle_conflict_graph,
+    reliability_bootstrap,
     wilson_ci,
 )
 from oversight.critics import JUDGMENT_COLUMNS, Judgment
@@ -281,49 +280,17 @@ class Analysis:
         s["entity"] = s["item_id"].str[:8] + ":" + s["response"].astype(str)
         return s, "per item: the K-way items' responses"
 
-    def _critic_triples(self) -> tuple[pd.DataFrame, pd.Index, pd.Index]:
-        labs = critic_labels(self.judgments)
-        items = pd.Index(np.sort(pd.unique(labs["item_id"])))
-        critics = pd.Index(self.critic_names)
-        labs = labs[labs["critic"].isin(critics)]
-        return labs, items, critics
-
     @cached_property
     def reliability(self) -> pd.DataFrame:
-        """Dawid-Skene reliability per critic with bootstrap 95% CIs (items resampled).
+        """Dawid-Skene reliability per critic with bootstrap 95% CIs (items resampled;
+        `oversight.aggregate.reliability_bootstrap`).
 
         `reliability` is unsupervised; `reliability_human` is semi-supervised, with imported
         human labels clamped as gold (present only when human labels exist).
         """
-        labs, items, critics = self._critic_triples()
-        cols = ["critic", "reliability", "ci_low", "ci_high"]
-        if labs.empty:
-            return pd.DataFrame(columns=cols)
-        task = items.get_indexer(labs["item_id"])
-        worker = critics.get_indexer(labs["critic"])
-        y = labs["label"].to_numpy(dtype=np.int64)
-        k = max(2, int(y.max()) + 1)
-        ds = DawidSkene(mode="all").fit(self.judgments)
-        out = pd.DataFrame({"critic": list(critics)})
-        out["reliability"] = out["critic"].map(ds.reliability_)
-        rng = np.random.default_rng(self.seed)
-        by_task = pd.Series(np.arange(len(labs))).groupby(task).apply(np.asarray)
-        boots = np.full((self.n_boot, len(critics)), np.nan)
-        for b in range(self.n_boot):
-            pick = rng.integers(0, len(by_task), len(by_task))
-            rows = np.concatenate([by_task.iloc[t] for t in pick])
-            new_task = np.repeat(np.arange(len(pick)),
-                                 [len(by_task.iloc[t]) for t in pick])
-            res = dawid_skene_triples(new_task, worker[rows], y[rows], n_tasks=len(pick),
-                                      n_workers=len(critics), n_classes=k, max_iter=50)
-            seen = np.bincount(worker[rows], minlength=len(critics)) > 0
-            rel = np.diagonal(res.confusions, axis1=1, axis2=2) @ res.priors
-            boots[b] = np.where(seen, rel, np.nan)
-        with warnings.catch_warnings():  # a critic with no verdict has an all-NaN column
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out["ci_low"] = np.nanquantile(boots, 0.025, axis=0) if self.n_boot else np.nan
-            out["ci_high"] = np.nanquantile(boots, 0.975, axis=0) if self.n_boot else np.nan
-        if self.human_labels:
+        out = reliability_bootstrap(self.judgments, self.critic_names, n_boot=self.n_boot,
+                                    seed=self.seed)
+        if self.human_labels and len(out):
             semi = DawidSkene(mode="all").fit(self.judgments, gold=self.human_labels)
             out["reliability_human"] = out["critic"].map(semi.reliability_)
             out.attrs["n_gold"] = semi.n_gold_
