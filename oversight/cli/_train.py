@@ -9,10 +9,14 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
+from oversight._deprecated import moved
 from oversight.errors import DataError, OversightError
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+__getattr__ = moved("oversight.cli._train",
+                    {"load_training_data": "oversight.train.load_training_data"})
 
 train_app = typer.Typer(no_args_is_help=True,
                         help="Train with TRL on panel data or against the panel as a reward.")
@@ -72,8 +76,8 @@ def revise_cmd(
     from oversight.backends import TransformersBackend
     from oversight.cli._panelfile import load_panel
     from oversight.constitution import load_constitution
+    from oversight.data import load_prompts
     from oversight.revise import revise
-    from oversight.train._prompts import load_prompts
 
     try:
         cons = load_constitution(constitution)
@@ -110,42 +114,20 @@ def _bar(label: str) -> Any:
     return ctx()
 
 
-def load_training_data(data: Path, format: str) -> Any:
-    """A dataset for `format` from an export directory, a run directory (exported now), a
-    revise output directory, or a .jsonl/.parquet file already in TRL's columns."""
-    import datasets
-
-    if data.is_dir():
-        if (data / "judgments.sqlite").exists() and not (data / "revisions.jsonl").exists():
-            from oversight.train import export_dataset, load_run
-
-            return export_dataset(load_run(data), format)
-        if (data / "revisions.jsonl").exists():
-            sub = data / ("sft" if format == "sft" else "preference")
-            if format == "kto" or not sub.exists():
-                raise DataError(str(data), f"a revise directory has sft/ and preference/ data, "
-                                f"not {format}")
-            return datasets.load_from_disk(str(sub))
-        if (data / "dataset_info.json").exists() or (data / "state.json").exists():
-            return datasets.load_from_disk(str(data))
-        raise DataError(str(data), "not a dataset, run or revise directory")
-    if not data.exists():
-        raise DataError(str(data), "file not found")
-    if data.suffix in (".jsonl", ".json"):
-        return datasets.Dataset.from_json(str(data))
-    if data.suffix == ".parquet":
-        return datasets.Dataset.from_parquet(str(data))
-    raise DataError(str(data), f"unsupported file type '{data.suffix}'; use a directory, "
-                    ".jsonl or .parquet")
-
-
 _NEEDS = {"sft": ("messages",), "reward": ("chosen", "rejected"),
           "dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label")}
 
 
 def _offline(mode: str, model: str, data: Path, out: Path, max_steps: int, lr: float,
              batch_size: int, max_length: int, seed: int) -> None:
-    from oversight.train import TrainOptions, train_dpo, train_kto, train_reward, train_sft
+    from oversight.train import (
+        TrainOptions,
+        load_training_data,
+        train_dpo,
+        train_kto,
+        train_reward,
+        train_sft,
+    )
 
     fmt = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "kto"}[mode]
     try:
@@ -224,6 +206,7 @@ def _online(mode: str, model: str, panel: Path, prompts: Path, out: Path, max_st
     from datasets import Dataset
 
     from oversight.cli._panelfile import load_panel
+    from oversight.data import load_prompts
     from oversight.train import (
         TrainOptions,
         critic_rewards,
@@ -231,7 +214,6 @@ def _online(mode: str, model: str, panel: Path, prompts: Path, out: Path, max_st
         train_grpo,
         train_rloo,
     )
-    from oversight.train._prompts import load_prompts
 
     try:
         p = load_panel(panel)

@@ -1,4 +1,5 @@
-"""Data in: comparisons from JSONL, Parquet, Hugging Face datasets, or Python rows."""
+"""Data in: comparisons from JSONL, Parquet, Hugging Face datasets, or Python rows; prompts
+for revision and RL."""
 
 from oversight.data._comparison import Comparison, Message
 from oversight.data._loaders import (
@@ -8,6 +9,7 @@ from oversight.data._loaders import (
     row_to_comparison,
     split_hh_dialogue,
 )
+from oversight.data._prompts import load_prompts
 from oversight.errors import DataError
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "Message",
     "demo_pairs_path",
     "load_comparisons",
+    "load_prompts",
     "row_to_comparison",
     "split_hh_dialogue",
 ]

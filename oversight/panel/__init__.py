@@ -9,7 +9,8 @@ from oversight.panel._executors import (
     work_units,
 )
 from oversight.panel._panel import Panel, PanelResult
+from oversight.panel._scorer import PanelScorer, ScoredBatch, completion_text
 from oversight.panel._stats import wilson_ci
 
-__all__ = ["Executor", "LocalExecutor", "Panel", "PanelResult", "RayExecutor", "WorkUnit",
-           "judge_unit", "work_units", "wilson_ci"]
+__all__ = ["Executor", "LocalExecutor", "Panel", "PanelResult", "PanelScorer", "RayExecutor",
+           "ScoredBatch", "WorkUnit", "completion_text", "judge_unit", "work_units", "wilson_ci"]
