@@ -3,12 +3,12 @@
 from oversight.panel._executors import (
     Executor,
     LocalExecutor,
-    RayExecutor,
     WorkUnit,
     judge_unit,
     work_units,
 )
 from oversight.panel._panel import Panel, PanelResult
+from oversight.panel._ray import RayExecutor
 from oversight.panel._scorer import PanelScorer, ScoredBatch, completion_text
 from oversight.panel._stats import wilson_ci
 
