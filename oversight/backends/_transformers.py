@@ -28,12 +28,12 @@ from oversight.backends._base import (
     ChoiceResult,
     Generation,
 )
-
-DEFAULT = "default"
+from oversight.backends._default_model import DEFAULT, DEFAULT_MODEL, is_default
 
 
 class TransformersBackend:
-    """Any Hugging Face causal LM (id or local path); `model=None` is the embedded SmolLM2."""
+    """Any Hugging Face causal LM (id or local path); `model=None` or "default" is the embedded
+    default model, `DEFAULT_MODEL` (SmolLM2-135M-Instruct, Q4_1 GGUF)."""
 
     def __init__(self, model: str | Path | None = None, *, dtype: str = "float32",
                  device: str = "cpu", batch_tokens: int = 4096, max_batch: int = 16,
@@ -43,9 +43,9 @@ class TransformersBackend:
                  suffix_batch_tokens: int = 4096, suffix_max_batch: int = 64,
                  suffix_kv_tokens: int = 16384, cascade: bool = True,
                  suffix_slack: tuple[float, int] = (0.0, 0), tune_malloc: bool = True) -> None:
-        self._source = DEFAULT if model is None else str(model)
+        self._source = DEFAULT if is_default(model) else str(model)
         if self._source == DEFAULT:
-            self.model_id = model_id or "SmolLM2-135M-Instruct-Q4_1"
+            self.model_id = model_id or DEFAULT_MODEL
         else:
             self.model_id = model_id or self._source
         self.dtype = dtype

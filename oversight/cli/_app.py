@@ -280,7 +280,8 @@ def review_import(
 
 @app.command()
 def serve(
-    model: str = typer.Option("default", help="HF id or local path; 'default' is SmolLM2."),
+    model: str = typer.Option("default", help="HF id or local path; 'default' is the embedded "
+                                      "SmolLM2-135M-Instruct-Q4_1."),
     host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
     port: int = typer.Option(8000),
     max_logprobs: int = typer.Option(20, help="Largest top_logprobs a request may ask for."),
@@ -290,7 +291,7 @@ def serve(
     from oversight.serve import serve as run_server
 
     try:
-        run_server(None if model == "default" else model, host=host, port=port,
+        run_server(model, host=host, port=port,
                    max_logprobs=max_logprobs, dtype=dtype)
     except OversightError as exc:
         _fail(exc)

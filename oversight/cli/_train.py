@@ -60,7 +60,8 @@ def export_cmd(
 
 
 def revise_cmd(
-    policy: str = typer.Option("default", help="HF id or local path; 'default' is SmolLM2."),
+    policy: str = typer.Option("default", help="HF id or local path; 'default' is the embedded "
+                                      "SmolLM2-135M-Instruct-Q4_1."),
     constitution: Path = typer.Option(..., help="Constitution TOML file."),
     prompts: Path = typer.Option(..., help=".txt (one per line), .jsonl or .parquet prompts."),
     out: Path = typer.Option(..., help="Directory: revisions.jsonl, sft/ and preference/."),
@@ -83,7 +84,7 @@ def revise_cmd(
         cons = load_constitution(constitution)
         msgs = load_prompts(prompts, limit=limit)
         gate = load_panel(panel) if panel is not None else None
-        model = TransformersBackend(None if policy == "default" else policy)
+        model = TransformersBackend(policy)
         with _bar("revising") as update:
             run = revise(msgs, model, cons, rounds=rounds, seed=seed,
                          max_new_tokens=max_new_tokens, batch_size=batch_size, panel=gate,
@@ -157,7 +158,8 @@ def _report(mode: str, trainer: Any, out: Path, rows: int) -> None:
                   + f"; saved to {out}", highlight=False)
 
 
-_MODEL = typer.Option("default", help="HF id or local path; 'default' is SmolLM2.")
+_MODEL = typer.Option("default", help="HF id or local path; 'default' is the embedded "
+                                      "SmolLM2-135M-Instruct-Q4_1.")
 _OUT = typer.Option(..., help="Output directory (the trained model).")
 _STEPS = typer.Option(10, help="Optimizer steps.")
 _LR = typer.Option(1e-5, help="Learning rate.")

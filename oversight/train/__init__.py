@@ -24,7 +24,7 @@ from oversight.train._reward import (
     panel_reward,
 )
 from oversight.train._trainers import (
-    MODES,
+    TRAINERS,
     TrainOptions,
     resolve_model,
     train_dpo,
@@ -38,7 +38,7 @@ from oversight.train._trainers import (
 __all__ = [
     "AGGREGATES",
     "FORMATS",
-    "MODES",
+    "TRAINERS",
     "CriticReward",
     "PanelReward",
     "TrainOptions",
@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 __getattr__ = moved("oversight.train", {
+    "MODES": "oversight.train.TRAINERS",
     "PanelScorer": "oversight.panel.PanelScorer",
     "ScoredBatch": "oversight.panel.ScoredBatch",
     "completion_text": "oversight.panel.completion_text",
