@@ -61,7 +61,7 @@ class TransformersBackend:
         self.suffix_max_batch = suffix_max_batch
         self.suffix_kv_tokens = suffix_kv_tokens
         self.cascade = cascade
-        self.suffix_slack = tuple(suffix_slack)
+        self.suffix_slack: tuple[float, int] = (float(suffix_slack[0]), int(suffix_slack[1]))
         self.tune_malloc = tune_malloc
         self._model = model_obj
         self._tok = tokenizer
