@@ -29,7 +29,6 @@ from oversight.backends._base import (
     ChoiceResult,
     Generation,
 )
-from oversight.errors import missing_extra
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -150,10 +149,7 @@ class OpenAIBackend:
 
     def _run(self, bodies: list[dict[str, Any]]
              ) -> list[tuple[dict[str, Any] | None, str | None, float]]:
-        try:
-            import httpx
-        except ImportError:  # pragma: no cover
-            raise missing_extra("httpx", "http") from None
+        import httpx  # a core dependency, imported here to keep `import oversight` light
 
         async def main() -> list[Any]:
             sem = asyncio.Semaphore(self.concurrency)
