@@ -75,7 +75,11 @@ class TransformersBackend:
                  suffix_slack: tuple[float, int] = (0.0, 0), tune_malloc: bool = True) -> None:
         self._source = DEFAULT if model is None else str(model)
         if self._source == DEFAULT:
-            self.model_id = model_id or "SmolLM2-135M-Instruct-Q4_1"
+            from oversight.backends._default_model import default_model_override
+
+            override = default_model_override()  # OVERSIGHT_DEFAULT_MODEL keys its own cache
+            self.model_id = model_id or (str(override) if override is not None
+                                         else "SmolLM2-135M-Instruct-Q4_1")
         else:
             self.model_id = model_id or self._source
         self.dtype = dtype
