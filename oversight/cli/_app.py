@@ -196,7 +196,10 @@ def aggregate_cmd(
     quorum: int = typer.Option(1, help="Minimum non-abstaining critics per item."),
     supermajority: float | None = typer.Option(None, help="Share the winner needs, e.g. 0.67."),
     min_margin: float = typer.Option(0.0, help="Drop preferences with a smaller margin."),
-    drop_flags: str = typer.Option("", help="Comma-separated flags whose items are dropped."),
+    drop_flagged: str = typer.Option(
+        "", "--drop-flagged", "--drop-flags",
+        help="Drop items with these flags: comma-separated names or 'all' (as export's "
+             "--drop-flagged and Python's drop_flagged=). --drop-flags is the old name."),
     gold: bool = typer.Option(False, help="ds only: use reference labels as gold "
                               "(semi-supervised Dawid-Skene)."),
 ) -> None:
@@ -206,7 +209,8 @@ def aggregate_cmd(
     try:
         run_aggregate(console, run_dir, method=method, out=out, quorum=quorum,
                       supermajority=supermajority, min_margin=min_margin,
-                      drop_flags=[f for f in drop_flags.split(",") if f], gold=gold)
+                      drop_flags=[f.strip() for f in drop_flagged.split(",") if f.strip()],
+                      gold=gold)
     except (OversightError, ValueError) as exc:
         _fail(exc)
 
