@@ -8,6 +8,9 @@ as safetensors in the cache, so later loads take about a second instead of ~17 s
 Settings (environment):
   OVERSIGHT_CACHE    cache directory (default ~/.cache/oversight)
   OVERSIGHT_OFFLINE  "1" forbids the registry fetch (HF_HUB_OFFLINE=1 does too)
+  OVERSIGHT_DEFAULT_MODEL  a local model directory used wherever the default model is asked
+                     for (`TransformersBackend()`, `--model default`): an air-gapped copy, or a
+                     tiny model for CI (the README test runs its examples this way)
 """
 
 from __future__ import annotations
@@ -115,8 +118,23 @@ def fetch_gguf(log: Log = _stderr) -> Path:
     return found
 
 
+def default_model_override() -> Path | None:
+    """The OVERSIGHT_DEFAULT_MODEL directory, if that variable is set (checked to exist)."""
+    value = os.environ.get("OVERSIGHT_DEFAULT_MODEL", "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not (path / "config.json").exists():
+        raise BackendError(f"OVERSIGHT_DEFAULT_MODEL={value}: not a model directory (no "
+                           "config.json); unset it to use the embedded SmolLM2")
+    return path
+
+
 def default_model_path(log: Log = _stderr) -> Path:
     """A local directory with the default model as safetensors, converting once if needed."""
+    override = default_model_override()
+    if override is not None:
+        return override
     out = converted_dir()
     if (out / "config.json").exists() and any(out.glob("*.safetensors")):
         return out

@@ -28,7 +28,12 @@ from oversight.backends._base import (
     ChoiceResult,
     Generation,
 )
-from oversight.backends._default_model import DEFAULT, DEFAULT_MODEL, is_default
+from oversight.backends._default_model import (
+    DEFAULT,
+    DEFAULT_MODEL,
+    default_model_override,
+    is_default,
+)
 
 
 class TransformersBackend:
@@ -45,7 +50,9 @@ class TransformersBackend:
                  suffix_slack: tuple[float, int] = (0.0, 0), tune_malloc: bool = True) -> None:
         self._source = DEFAULT if is_default(model) else str(model)
         if self._source == DEFAULT:
-            self.model_id = model_id or DEFAULT_MODEL
+            override = default_model_override()  # OVERSIGHT_DEFAULT_MODEL keys its own cache
+            self.model_id = model_id or (str(override) if override is not None
+                                         else DEFAULT_MODEL)
         else:
             self.model_id = model_id or self._source
         self.dtype = dtype

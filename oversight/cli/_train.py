@@ -33,9 +33,10 @@ def export_cmd(
     out: Path = typer.Option(..., help="Directory for the dataset (datasets.load_from_disk)."),
     method: str | None = typer.Option(None, help="Aggregator (default: vote); see aggregate."),
     min_margin: float = typer.Option(0.0, help="Drop preferences with a smaller margin."),
-    drop_flagged: bool = typer.Option(False, "--drop-flagged",
-                                      help="Drop items with any disagreement flag."),
-    drop_flags: str = typer.Option("", help="Comma-separated flags whose items are dropped."),
+    drop_flagged: str = typer.Option(
+        "", "--drop-flagged", "--drop-flags",
+        help="Drop items with these flags: comma-separated names (split,veto_conflict,...) or "
+             "'all'; the same shape as Python's drop_flagged=. --drop-flags is the old name."),
     keep_veto_conflicts: bool = typer.Option(False, "--keep-veto-conflicts",
                                              help="Keep items flagged veto_conflict."),
 ) -> None:
@@ -43,7 +44,7 @@ def export_cmd(
     from oversight.train import export_dataset, load_run
 
     try:
-        flags: Any = True if drop_flagged else [f for f in drop_flags.split(",") if f]
+        flags = [f.strip() for f in drop_flagged.split(",") if f.strip()]
         ds = export_dataset(load_run(run_dir), format, method=method, min_margin=min_margin,
                             drop_flagged=flags, drop_veto_conflicts=not keep_veto_conflicts)
         out.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ for revision and RL."""
 from oversight.data._comparison import Comparison, Message
 from oversight.data._loaders import (
     Comparisons,
+    builtin_dataset_path,
+    builtin_datasets,
     demo_pairs_path,
     load_comparisons,
     row_to_comparison,
@@ -17,6 +19,8 @@ __all__ = [
     "Comparisons",
     "DataError",
     "Message",
+    "builtin_dataset_path",
+    "builtin_datasets",
     "demo_pairs_path",
     "load_comparisons",
     "load_prompts",

@@ -473,9 +473,12 @@ class Analysis:
         if not labels:
             return out
         p0 = critic_p0(self.judgments)
+        # Only pairwise critics give a probability; a score critic's support is an expected
+        # 1-10 score and a pass/fail critic's is P(pass) per response, neither P(0 better).
+        pairwise = set(self.judgments.loc[self.judgments["mode"] == "pairwise", "critic"])
         series: list[tuple[str, pd.Series]] = [
             (name, p0[p0["critic"] == name].set_index("item_id")["p0"])
-            for name in self.critic_names]
+            for name in self.critic_names if name in pairwise]
         series.append((f"panel:{self.method}", self.decisions.set_index("item_id")["p0"]))
         ref = pd.Series(labels, dtype=float)
         for name, s in series:
