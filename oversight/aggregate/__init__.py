@@ -4,6 +4,7 @@ Aggregators follow sklearn/crowd-kit: `fit(judgments)` on the long judgments tab
 results end in `_`. Numeric cores are pure numpy/scipy functions.
 """
 
+from oversight._deprecated import moved
 from oversight.aggregate._aggregate import (
     FLAG_COLUMNS,
     METHODS,
@@ -32,7 +33,6 @@ from oversight.aggregate._ballots import (
     response_support,
 )
 from oversight.aggregate._bradley_terry import (
-    AggregationWarning,
     BradleyTerry,
     StrengthFit,
     bt_batched,
@@ -139,3 +139,6 @@ __all__ = [
     "response_support",
     "tally",
 ]
+
+__getattr__ = moved("oversight.aggregate",
+                    {"AggregationWarning": "oversight.errors.AggregationWarning"})

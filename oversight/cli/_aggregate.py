@@ -24,10 +24,12 @@ def method_help() -> str:
 def run_aggregate(console: Console, run_dir: Path, *, method: str | None, out: Path | None,
                   quorum: int | None, supermajority: float | None, min_margin: float,
                   drop_flags: list[str], gold: bool, panel: Path | None = None) -> None:
+    if drop_flags == ["all"]:
+        drop_flags = list(FLAG_COLUMNS)
     bad = [f for f in drop_flags if f not in FLAG_COLUMNS]
     if bad:
-        raise OversightError(f"--drop-flags: unknown flag(s) {bad}; valid: "
-                             f"{', '.join(FLAG_COLUMNS)}")
+        raise OversightError(f"--drop-flagged: unknown flag(s) {bad}; valid: "
+                             f"{', '.join(FLAG_COLUMNS)}, or all")
     if panel is not None:  # registers the aggregators the panel file defines
         from oversight.cli._panelfile import load_panel
 

@@ -149,10 +149,6 @@ class Analysis:
         labs = critic_labels(self.human_judgments)
         return {i: int(v) for i, v in zip(labs["item_id"], labs["label"])}
 
-    @property
-    def has_reference(self) -> bool:
-        return any(it.reference is not None for it in self.items)
-
     def references(self) -> dict[str, dict[str, int]]:
         """Reference label sets present: 'reference' (data labels) and 'human' (reviews)."""
         out: dict[str, dict[str, int]] = {}
