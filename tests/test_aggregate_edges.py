@@ -102,7 +102,7 @@ def test_empty_and_all_abstained_tables_give_undecided_items(method):
 def test_bt_disconnected_item_is_undecided_not_response_0():
     it = Comparison("q", ("a", "b"))
     j = table([row(it.id, "c1", "0,1", 0.0)])  # one judgment: response 1 wins
-    from oversight.aggregate import AggregationWarning
+    from oversight.errors import AggregationWarning
 
     with pytest.warns(AggregationWarning, match="without a prior"):
         agg = aggregate(j, [it], method="bt", prior=0.0)

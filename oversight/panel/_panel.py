@@ -160,10 +160,14 @@ class PanelResult:
         from oversight.aggregate import aggregate
 
         opts = {**(self.aggregator_options if method is None else {}), **options}
+        judgments = self.judgments
+        present = set(judgments["critic"])
+        # The critics' own weights, for the critics that have judgments (a critic with none
+        # has nothing to weigh); weights passed here are checked as given.
         weights = opts.pop("critic_weights", None) or {
-            c["name"]: float(c.get("weight", 1.0)) for c in self.critics}
+            c["name"]: float(c.get("weight", 1.0)) for c in self.critics if c["name"] in present}
         gold = opts.pop("gold", None)
-        return aggregate(self.judgments, self.items, method=method or self.aggregator,
+        return aggregate(judgments, self.items, method=method or self.aggregator,
                          rules=opts.pop("rules", self.rules), critic_weights=weights,
                          gold=gold, **opts)
 
