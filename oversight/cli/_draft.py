@@ -53,13 +53,13 @@ def draft_consensus(
     sil = ", ".join(f"k={kk}: {s:.3f}" for kk, s in draft.silhouettes.items())
     console.print(f"{draft.k} opinion groups of sizes {draft.cluster_sizes} (silhouette {sil})",
                   highlight=False)
-    t = Table(title=f"Group-aware consensus (kept: >= {threshold:g})")
-    for col in ("id", "statement", "consensus", *[f"P(agree|g{g})" for g in range(draft.k)],
-                "votes", "kept"):
-        t.add_column(col)
+    t = Table(title=f"Group-aware consensus (kept: >= {threshold:g}); g<i>: P(agree | group i)")
+    t.add_column("statement id", no_wrap=True, overflow="ellipsis", max_width=32)
+    for col in ("consensus", *[f"g{g}" for g in range(draft.k)], "votes", "kept"):
+        t.add_column(col, no_wrap=True, min_width=len(col))
     for r in draft.table().itertuples(index=False):
         row = r._asdict()
-        t.add_row(str(row["statement_id"]), str(row["statement"])[:70], f"{row['consensus']:.3f}",
+        t.add_row(str(row["statement_id"]), f"{row['consensus']:.3f}",
                   *[f"{row[f'p_agree_g{g}']:.2f}" for g in range(draft.k)], str(row["votes"]),
                   "yes" if row["kept"] else "")
     console.print(t)

@@ -270,8 +270,11 @@ def _slug(text: str) -> str:
 
 
 def _unique_slug(text: str, sid: str, used: set[str]) -> str:
-    words = _slug(text).split("-")
-    base = "-".join(w for w in words[:6] if w) or f"statement-{_slug(sid) or 'x'}"
+    """A readable principle id: the statement id if it has words, else the text's first words."""
+    base = _slug(sid)
+    if not re.search(r"[a-z]", base):
+        words = _slug(text).removeprefix("the-assistant-").split("-")
+        base = "-".join(w for w in words[:6] if w) or f"statement-{base or 'x'}"
     slug, n = base, 2
     while slug in used:
         slug, n = f"{base}-{n}", n + 1
