@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import random
 
+import pandas as pd
+
 from oversight import Comparison, FunctionBackend
 from oversight.governance import (
     candidate_pool,
@@ -62,7 +64,7 @@ def main() -> None:
                                  holdout=0.5, seed=seed)
         s = res.summary[res.summary["split"] == "held-out"].set_index("method")
 
-        def fmt(m: str) -> str:
+        def fmt(m: str, s: pd.DataFrame = s) -> str:
             r = s.loc[m]
             return f"{r['agreement']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
