@@ -193,7 +193,7 @@ def inverse_cmd(
     res.options["data"] = data.name
     res.options["labels"] = "reference" if labels_from is None else f"{labels_from}:{method}"
     t = Table(title=f"Candidates (relevance on {res.options['fit_pairs']} fitting pairs)")
-    for col in ("principle", "relevant", "correct", "incorrect", "net", "chosen"):
+    for col in ("principle", "relevance", "correct", "incorrect", "net", "chosen"):
         t.add_column(col)
     for r in res.candidates.head(15).itertuples(index=False):
         t.add_row(r.principle, f"{r.relevance:.2f}", str(r.correct), str(r.incorrect),
