@@ -4,6 +4,7 @@ Aggregators follow sklearn/crowd-kit: `fit(judgments)` on the long judgments tab
 results end in `_`. Numeric cores are pure numpy/scipy functions.
 """
 
+from oversight._deprecated import moved
 from oversight.aggregate._aggregate import FLAG_COLUMNS, METHODS, Aggregation, aggregate
 from oversight.aggregate._agreement import (
     agreement_summary,
@@ -20,7 +21,6 @@ from oversight.aggregate._agreement import (
 from oversight.aggregate._ballots import critic_p0, pairwise_rows, response_support
 from oversight.aggregate._baselines import BASELINES, baseline_agreement
 from oversight.aggregate._bradley_terry import (
-    AggregationWarning,
     BradleyTerry,
     StrengthFit,
     bt_batched,
@@ -48,7 +48,6 @@ __all__ = [
     "BASELINES",
     "FLAG_COLUMNS",
     "baseline_agreement",
-    "AggregationWarning",
     "BradleyTerry",
     "PlackettLuce",
     "StrengthFit",
@@ -90,3 +89,6 @@ __all__ = [
     "response_support",
     "tally",
 ]
+
+__getattr__ = moved("oversight.aggregate",
+                    {"AggregationWarning": "oversight.errors.AggregationWarning"})
