@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -310,3 +311,24 @@ def test_cli_draft_merge_writes_a_loadable_panel_file(tmp_path):
     res = runner.invoke(app, ["draft", "merge", honesty, "--weights",
                               "participants", "--out", str(out)])
     assert res.exit_code == 2 and "needs [provenance] participants" in res.output
+
+
+# --------------------------------------------------------------------------- bad inputs
+CORPUS = Path(__file__).parent / "bad_inputs"
+BAD_VOTES = sorted(k for k in json.loads((CORPUS / "expected.json").read_text())
+                   if k.startswith("votes/"))
+
+
+@pytest.mark.parametrize("name", BAD_VOTES)
+def test_bad_votes_corpus_through_the_cli(name, tmp_path):
+    expected = json.loads((CORPUS / "expected.json").read_text())[name]
+    path = CORPUS / name
+    res = runner.invoke(app, ["draft", "consensus", str(path), "--threshold", "0.5",
+                              "--out", str(tmp_path / "x.toml")])
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in res.output, res.output
+    assert str(path) in errors[0]
+    for sub in expected:
+        assert sub in errors[0], (sub, errors[0])
+    assert not (tmp_path / "x.toml").exists()
