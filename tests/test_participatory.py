@@ -332,3 +332,12 @@ def test_bad_votes_corpus_through_the_cli(name, tmp_path):
     for sub in expected:
         assert sub in errors[0], (sub, errors[0])
     assert not (tmp_path / "x.toml").exists()
+
+
+def test_a_participant_with_no_votes_gets_the_donors_mean_and_bom_csv_loads(tmp_path):
+    m = np.array([[1, 1], [1, -1], [-1, 1], [np.nan, np.nan]], dtype=float)
+    filled = impute_votes(m, k=2)
+    assert filled[3].tolist() == pytest.approx([1 / 3, 1 / 3])
+    f = tmp_path / "bom.csv"
+    f.write_bytes("\ufeffparticipant,statement,vote\np1,Be kind,agree\n".encode())
+    assert load_votes(f).participants == ["p1"]

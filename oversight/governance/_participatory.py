@@ -37,7 +37,8 @@ METHOD = "group-aware consensus (Collective Constitutional AI): kNN imputation, 
 def impute_votes(matrix: np.ndarray, k: int = 5, chunk: int = 2048) -> np.ndarray:
     """Unseen votes (NaN) filled with the similarity-weighted mean vote of the k participants
     most similar (cosine over zero-filled vote vectors) among those who voted on that
-    statement. A statement nobody voted on is filled with 0 (pass)."""
+    statement (their plain mean when none is similar). A statement nobody voted on is filled
+    with 0 (pass)."""
     if k < 1:
         raise ValueError(f"k={k} must be >= 1")
     m = np.asarray(matrix, dtype=float)
@@ -63,8 +64,9 @@ def impute_votes(matrix: np.ndarray, k: int = 5, chunk: int = 2048) -> np.ndarra
             v_top = m[donors][:, j][top]
             w = np.clip(s_top, 0.0, None)
             wsum = w.sum(axis=1)
+            # No similar neighbour (e.g. a participant with no votes yet): the donors' mean.
             mean = np.where(wsum > 0, (w * v_top).sum(axis=1) / np.where(wsum > 0, wsum, 1.0),
-                            v_top.mean(axis=1))
+                            m[donors, j].mean())
             out[rows[targets], j] = mean
     return out
 

@@ -94,7 +94,7 @@ def _vote(source: str, row: int, value: Any) -> float:
 def _simple_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
     source = str(path)
     if path.suffix.lower() in (".jsonl", ".json"):
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             for row, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
@@ -106,7 +106,7 @@ def _simple_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
                     raise DataError(source, "each line must be a JSON object", row=row)
                 yield row, rec
         return
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         for row, rec in enumerate(reader, start=2):  # row 1 is the header
             yield row, rec
@@ -172,7 +172,13 @@ POLIS_META = ("participant", "group-id", "n-comments", "n-votes", "n-agree", "n-
 
 def load_polis(path: str | Path) -> Votes:
     """Read a Polis export: participants-votes.csv plus comments.csv in the same folder."""
-    p = Path(path)
+    try:
+        return _load_polis(Path(path))
+    except UnicodeDecodeError as exc:
+        raise DataError(str(path), f"not UTF-8 text: {exc}") from None
+
+
+def _load_polis(p: Path) -> Votes:
     votes_path = p / "participants-votes.csv" if p.is_dir() else p
     comments_path = votes_path.parent / "comments.csv"
     for f in (votes_path, comments_path):
@@ -181,7 +187,7 @@ def load_polis(path: str | Path) -> Votes:
                             "and comments.csv in one folder")
     texts: dict[str, str] = {}
     moderated_out: set[str] = set()
-    with open(comments_path, encoding="utf-8", newline="") as fh:
+    with open(comments_path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         for key in ("comment-id", "comment-body"):
             if key not in (reader.fieldnames or []):
@@ -195,7 +201,7 @@ def load_polis(path: str | Path) -> Votes:
             texts[cid] = str(rec["comment-body"] or "").strip()
             if str(rec.get("moderated") or "").strip() == "-1":
                 moderated_out.add(cid)
-    with open(votes_path, encoding="utf-8", newline="") as fh:
+    with open(votes_path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if not header or header[0].strip() != "participant":
