@@ -22,8 +22,8 @@ from oversight.backends import OpenAIBackend
 
 
 def build_panel() -> Panel:
-    url = os.environ.get("OVERSIGHT_SERVED_URL")
-    model = os.environ.get("OVERSIGHT_SERVED_MODEL")
+    url = os.environ.get("OVERSIGHT_SERVED_URL", "")
+    model = os.environ.get("OVERSIGHT_SERVED_MODEL", "")
     unset = [name for name, value in (("OVERSIGHT_SERVED_URL", url),
                                       ("OVERSIGHT_SERVED_MODEL", model)) if not value]
     if unset:
