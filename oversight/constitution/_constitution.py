@@ -289,7 +289,7 @@ def builtin(name: str) -> Constitution:
     if name not in names:
         raise ConstitutionError(name, f"no built-in constitution '{name}'; built-in: "
                                 f"{', '.join(names)} (or give the path of a .toml file)")
-    resource = resources.files(_BUILTIN_PACKAGE).joinpath(_BUILTIN_FOLDER, f"{name}.toml")
+    resource = resources.files(_BUILTIN_PACKAGE).joinpath(_BUILTIN_FOLDER).joinpath(f"{name}.toml")
     label = str(resource)  # the file's path in the installed package
     try:
         doc = tomllib.loads(resource.read_text(encoding="utf-8"))
