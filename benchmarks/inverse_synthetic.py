@@ -7,7 +7,7 @@ Eight candidate principles, one per feature, vote through a rule critic (Functio
 A or B when exactly one response has the feature, "not relevant" otherwise. Half the pairs are
 held out of the selection.
 
-Run: python examples/inverse/synthetic.py   (5 seeds, 160 pairs each; about a minute)
+Run: python benchmarks/inverse_synthetic.py   (5 seeds, 160 pairs each; about a minute)
 """
 
 from __future__ import annotations

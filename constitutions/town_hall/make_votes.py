@@ -8,7 +8,7 @@ Each statement's probabilities get a seeded jitter of +-0.08; a non-agree is "di
 the time and "pass" otherwise; each person sees a random 60% of the statements. The votes are
 synthetic: they illustrate the method, they are nobody's opinion.
 
-Run: python examples/town_hall/make_votes.py   (deterministic; rewrites votes.csv)
+Run: python constitutions/town_hall/make_votes.py   (deterministic; rewrites votes.csv)
 """
 
 from __future__ import annotations
