@@ -215,3 +215,15 @@ def test_a_user_defined_aggregator_runs_through_aggregate_and_the_panel():
 def test_unknown_method_lists_the_registry():
     with pytest.raises(ValueError, match="use one of vote, majority, conservative, bt, ds"):
         aggregate(table(GOOD), method="borda")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_an_item_without_judgments_does_not_turn_other_decisions_into_floats(method):
+    # Found by the property test: reindexing int labels over an item with no judgments made
+    # them floats (0.0), which no longer count as decisions, so the export silently lost them.
+    its = [Comparison("p0", ("a", "b")), Comparison("p1", ("a", "b"))]
+    j = table([row(its[0].id, "c1", "1,0", 0.0)])
+    agg = aggregate(j, its, method=method)
+    assert agg.decisions["final"].tolist() == [0, "no_quorum"]
+    assert type(agg.decisions["final"].iloc[0]) is int
+    assert len(agg.preferences(its)) == 1

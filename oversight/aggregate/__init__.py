@@ -32,6 +32,7 @@ from oversight.aggregate._ballots import (
     pairwise_rows,
     response_support,
 )
+from oversight.aggregate._baselines import BASELINES, baseline_agreement
 from oversight.aggregate._bradley_terry import (
     BradleyTerry,
     StrengthFit,
@@ -76,6 +77,7 @@ from oversight.aggregate._stats import (
 from oversight.aggregate._vote import Vote, ballots, decide, tally
 
 __all__ = [
+    "BASELINES",
     "FLAG_COLUMNS",
     "TIE_TOL",
     "AggregationContext",
@@ -97,7 +99,7 @@ __all__ = [
     "reliability_bootstrap",
     "verdict_of",
     "wilson_ci",
-    "AggregationWarning",
+    "baseline_agreement",
     "BradleyTerry",
     "PlackettLuce",
     "StrengthFit",

@@ -297,6 +297,9 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     for col in ("share", "entropy"):
         if col not in dec.columns:
             dec[col] = vres[col].reindex(dec.index) if len(vres) else np.nan
+    # labels as objects before reindexing: a missing item must not turn response 0 into 0.0
+    dec["label"] = pd.Series([int(v) if isinstance(v, (int, np.integer)) else v
+                              for v in dec["label"]], index=dec.index, dtype=object)
     dec = dec.reindex(item_ids)
     evidence = set(ok["item_id"])
     no_evidence = ~dec.index.isin(list(evidence))
