@@ -5,6 +5,7 @@ judge that is never optimized; `grpo_overopt(...)` does the same under GRPO. Bot
 directory that `oversight report` renders. See `oversight.experiments._overopt`.
 """
 
+from oversight.experiments._bon import best_of_n as best_of_n_estimate
 from oversight.experiments._bon import (
     best_of_n_brute_force,
     bon_kl,
@@ -12,7 +13,7 @@ from oversight.experiments._bon import (
     hacking_gap,
     max_weights,
 )
-from oversight.experiments._bon import best_of_n as best_of_n_estimate
+from oversight.experiments._grpo import ObjectiveReward, grpo_overopt, sample_with_kl
 from oversight.experiments._objectives import (
     Objective,
     Scores,
@@ -40,6 +41,7 @@ from oversight.experiments._rules import (
 
 __all__ = [
     "Objective",
+    "ObjectiveReward",
     "OveroptPrompt",
     "OveroptResult",
     "Scores",
@@ -50,6 +52,7 @@ __all__ = [
     "best_of_n_estimate",
     "bon_kl",
     "bootstrap_means",
+    "grpo_overopt",
     "hacking_gap",
     "length_budget_critic",
     "load_prompts",
@@ -61,5 +64,7 @@ __all__ = [
     "rule_gold_panel",
     "safe_critic",
     "sample_completions",
+    "sample_items",
+    "sample_with_kl",
     "score_samples",
 ]

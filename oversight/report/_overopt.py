@@ -121,12 +121,13 @@ def render_overopt_html(run_dir: str | Path) -> str:
     rd = Path(run_dir)
     doc, bon, grpo = _load(rd)
     cfg = doc.get("config", {})
+    gold_names = ", ".join(c["name"] for c in cfg.get("gold_critics", []))
+    proxy_names = ", ".join(c["name"] for c in cfg.get("proxy_critics", []))
     parts = [f"<h1>Overoptimization: {html.escape(rd.name)}</h1>",
              f'<div class="meta">{cfg.get("n_prompts", "?")} prompts x '
              f'{cfg.get("n_samples", "?")} samples from {html.escape(str(cfg.get("policy")))}; '
              f'gold objective {html.escape(str(cfg.get("gold_objective")))} over '
-             f'{html.escape(", ".join(c["name"] for c in cfg.get("gold_critics", [])))}; '
-             f'proxy critics {html.escape(", ".join(c["name"] for c in cfg.get("proxy_critics", [])))}'
+             f"{html.escape(gold_names)}; proxy critics {html.escape(proxy_names)}"
              f"; written {html.escape(str(doc.get('created')))}</div>"]
     figs = overopt_figures(rd)
     specs = cfg.get("objectives", {})
