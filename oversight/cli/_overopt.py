@@ -35,15 +35,15 @@ def _read_samples(path: Path, n_prompts: int) -> list[list[str]]:
             r = json.loads(line)
             rows.setdefault(int(r["prompt"]), {})[int(r["sample"])] = str(r["text"])
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise DataError(f"{path}:{n}: a sample row is JSON with 'prompt' (index), "
-                            "'sample' (index) and 'text'") from None
+            raise DataError(str(path), "a sample row is JSON with 'prompt' (index), "
+                            "'sample' (index) and 'text'", row=n) from None
     missing = [p for p in range(n_prompts) if p not in rows]
     if missing:
-        raise DataError(f"{path}: no samples for prompt index {missing[0]} "
+        raise DataError(str(path), f"no samples for prompt index {missing[0]} "
                         f"({len(missing)} prompt(s) without samples)")
     sizes = {len(v) for v in rows.values()}
     if len(sizes) != 1:
-        raise DataError(f"{path}: every prompt needs the same number of samples; found "
+        raise DataError(str(path), "every prompt needs the same number of samples; found "
                         f"{sorted(sizes)}")
     return [[rows[p][s] for s in sorted(rows[p])] for p in range(n_prompts)]
 

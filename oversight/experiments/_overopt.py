@@ -65,7 +65,7 @@ def load_prompts(path: str | Path) -> list[OveroptPrompt]:
     """JSONL rows {"prompt": str | messages, "reference": str?, "baseline": str?}."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: no such prompts file")
+        raise DataError(str(path), "no such prompts file")
     out = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -73,22 +73,22 @@ def load_prompts(path: str | Path) -> list[OveroptPrompt]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            raise DataError(str(path), f"not valid JSON ({exc.msg})", row=n) from None
         if not isinstance(row, dict) or "prompt" not in row:
-            raise DataError(f"{path}:{n}: a row needs a 'prompt' field (a string or chat "
-                            "messages); optional: 'reference', 'baseline'")
+            raise DataError(str(path), "a row needs a 'prompt' field (a string or chat "
+                            "messages); optional: 'reference', 'baseline'", row=n)
         prompt = row["prompt"]
         if isinstance(prompt, list):
             prompt = tuple(dict(m) for m in prompt)
         elif not isinstance(prompt, str) or not prompt.strip():
-            raise DataError(f"{path}:{n}: field 'prompt' must be a non-empty string or a list "
-                            "of chat messages")
+            raise DataError(str(path), "must be a non-empty string or a list of chat messages",
+                            row=n, field="prompt")
         for key in ("reference", "baseline"):
             if row.get(key) is not None and not isinstance(row[key], str):
-                raise DataError(f"{path}:{n}: field '{key}' must be a string")
+                raise DataError(str(path), "must be a string", row=n, field=key)
         out.append(OveroptPrompt(prompt, row.get("reference"), row.get("baseline")))
     if not out:
-        raise DataError(f"{path}: no prompts")
+        raise DataError(str(path), "no prompts")
     return out
 
 
@@ -312,9 +312,10 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     """overopt.json of a run directory, checked for format and version."""
     path = Path(run_dir) / RUN_FILE
     if not path.exists():
-        raise DataError(f"{run_dir}: no {RUN_FILE}; not an overoptimization run directory")
+        raise DataError(str(run_dir), f"no {RUN_FILE}; not an overoptimization run directory")
     doc = json.loads(path.read_text(encoding="utf-8"))
     if doc.get("format") != "oversight-overopt" or doc.get("version") != FORMAT_VERSION:
-        raise DataError(f"{path}: format {doc.get('format')!r} version {doc.get('version')!r}; "
-                        f"this oversight reads oversight-overopt version {FORMAT_VERSION}")
+        raise DataError(str(path), f"format {doc.get('format')!r} version "
+                        f"{doc.get('version')!r}; this oversight reads oversight-overopt "
+                        f"version {FORMAT_VERSION}")
     return doc

@@ -32,7 +32,7 @@ def is_overopt_run(run_dir: str | Path) -> bool:
 
 def _load(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame | None, pd.DataFrame | None]:
     if not is_overopt_run(run_dir):
-        raise DataError(f"{run_dir}: no {RUN_FILE}; not an overoptimization run directory")
+        raise DataError(str(run_dir), f"no {RUN_FILE}; not an overoptimization run directory")
     doc = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
     bon = pd.read_csv(run_dir / "bon.csv") if (run_dir / "bon.csv").exists() else None
     grpo = pd.read_csv(run_dir / "grpo.csv") if (run_dir / "grpo.csv").exists() else None
