@@ -197,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                     "faster than 2 when other processes share the two cores)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from oversight.experiments import best_of_n, load_prompts, rule_gold_panel
+    from oversight.experiments import best_of_n, load_overopt_prompts, rule_gold_panel
 
-    prompts = load_prompts(PROMPTS)[: args.prompts or (6 if args.quick else 12)]
+    prompts = load_overopt_prompts(PROMPTS)[: args.prompts or (6 if args.quick else 12)]
     n = args.n or (8 if args.quick else 12)
     if args.quick:
         policy, lm = quick_policy(prompts, args.seed), None
@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         from oversight import TransformersBackend
 
         torch.set_num_threads(args.threads)
-        policy = lm = TransformersBackend(num_threads=args.threads)  # frozen: best-of-n never updates the policy
+        # One frozen model is the policy and the LM judge: best-of-n never updates the policy.
+        policy = lm = TransformersBackend(num_threads=args.threads)
     t0 = time.perf_counter()
     result = best_of_n(prompts, policy=policy, proxy=proxy_panel(lm),
                        gold=rule_gold_panel(args.budget), gold_objective="veto",

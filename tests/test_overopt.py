@@ -268,12 +268,12 @@ def test_cli_overopt_help_documents_the_command():
 
 def test_bad_prompts_file_names_the_line(tmp_path):
     from oversight.errors import DataError
-    from oversight.experiments import load_prompts
+    from oversight.experiments import load_overopt_prompts
 
     f = tmp_path / "p.jsonl"
     f.write_text('{"prompt": "ok"}\n{"reference": "x"}\n')
     with pytest.raises(DataError, match=r"p.jsonl: row 2: a row needs a 'prompt' field"):
-        load_prompts(f)
+        load_overopt_prompts(f)
 
 
 def test_quick_benchmark_prints_bench_and_checks_brute_force(tmp_path):

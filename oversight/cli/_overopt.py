@@ -87,11 +87,11 @@ def overopt_cmd(
     prompts, KL = log n - (n-1)/n), grpo.csv, overopt.json (hacking gap per objective: gold at
     its peak minus gold at the largest n), figures/ and report.html into --out."""
     from oversight.cli._panelfile import load_panel
-    from oversight.experiments import best_of_n, load_prompts, rule_gold_panel
+    from oversight.experiments import best_of_n, load_overopt_prompts, rule_gold_panel
 
     t0 = time.perf_counter()
     try:
-        plist = load_prompts(prompts)
+        plist = load_overopt_prompts(prompts)
         proxy_panel = load_panel(proxy)
         gold_panel = rule_gold_panel(budget) if gold == "rules" else load_panel(gold)
         smp = _read_samples(samples, len(plist)) if samples is not None else None

@@ -26,7 +26,7 @@ from oversight.experiments._overopt import (
     OveroptPrompt,
     OveroptResult,
     best_of_n,
-    load_prompts,
+    load_overopt_prompts,
     read_run,
     sample_completions,
 )
@@ -55,7 +55,7 @@ __all__ = [
     "grpo_overopt",
     "hacking_gap",
     "length_budget_critic",
-    "load_prompts",
+    "load_overopt_prompts",
     "max_weights",
     "no_judge_talk_critic",
     "objective_values",

@@ -1,9 +1,9 @@
 """The overoptimization harness under GRPO: train against each proxy, watch the gold.
 
-For each objective, a fresh copy of the initial policy trains with TRL's GRPOTrainer (through
-`oversight.train.train_grpo`) on one reward function, `ObjectiveReward`: each completion is
-judged against the prompt's baseline by the proxy panel (through the store) and fused by the
-objective. Every `eval_every` steps (and at step 0 and the end) the policy samples
+For each objective, a fresh copy of the initial policy trains with TRL's GRPOTrainer (with
+`oversight.train.train_grpo`'s CPU-friendly defaults) on one reward function,
+`ObjectiveReward`: each completion is judged against the prompt's baseline by the proxy panel
+(through the store) and fused by the objective. Every `eval_every` steps (and at step 0 and the end) the policy samples
 `eval_samples` completions for each fixed held-out prompt; we record
 
   kl     the Monte Carlo KL(policy || initial policy) on those samples: the mean over samples of
@@ -203,6 +203,31 @@ class _Evaluator:
         return OveroptCallback()
 
 
+def _grpo_trainer(model: Any, data: Any, reward: Any, tokenizer: Any, callback: Any, *,
+                  output_dir: Path, steps: int, learning_rate: float, batch_size: int,
+                  seed: int, num_generations: int, max_completion_length: int,
+                  config: dict[str, Any]) -> Any:
+    """TRL's GRPOTrainer with the CPU-friendly defaults of `oversight.train.train_grpo` (fp32,
+    no checkpointing or reporting; the batch holds whole groups). Built here, not through
+    `oversight.train`, because the layers contract keeps sibling layers apart."""
+    import torch
+    from trl import GRPOConfig, GRPOTrainer
+
+    if num_generations < 2:
+        raise ValueError(f"num_generations={num_generations} must be >= 2: group-relative "
+                         "advantages need several completions per prompt")
+    batch = max(batch_size, num_generations)
+    batch -= batch % num_generations
+    args = dict(output_dir=str(output_dir), max_steps=steps, learning_rate=learning_rate,
+                per_device_train_batch_size=batch, seed=seed, logging_steps=1,
+                report_to="none", save_strategy="no", bf16=False,
+                gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(),
+                dataloader_num_workers=0, disable_tqdm=True, num_generations=num_generations,
+                max_completion_length=max_completion_length, temperature=1.0)
+    return GRPOTrainer(model=model, reward_funcs=[reward], args=GRPOConfig(**{**args, **config}),
+                       train_dataset=data, processing_class=tokenizer, callbacks=[callback])
+
+
 def grpo_overopt(model: Any, tokenizer: Any, prompts: Sequence[Any],
                  eval_prompts: Sequence[Any], *, proxy: Any, gold: Any,
                  objectives: Sequence[str | Objective], run_dir: str | Path,
@@ -215,8 +240,6 @@ def grpo_overopt(model: Any, tokenizer: Any, prompts: Sequence[Any],
     """GRPO against each proxy objective from the same initial `model` (a transformers model
     object, copied per objective; it is never trained itself). Returns grpo.csv's table."""
     from datasets import Dataset
-
-    from oversight.train import TrainOptions, train_grpo
 
     if eval_every < 1:
         raise ValueError(f"eval_every={eval_every} must be >= 1")
@@ -248,12 +271,13 @@ def grpo_overopt(model: Any, tokenizer: Any, prompts: Sequence[Any],
         reward = ObjectiveReward(proxy, o, store=store, baseline=baseline)
         ev = _Evaluator(o, ref, tokenizer, eval_p, proxy, gold, gobj, reward, eval_every,
                         eval_samples, max_completion_length, seed, n_boot, store)
-        opts = TrainOptions(output_dir=rd / "grpo" / o.name, max_steps=steps,
-                            learning_rate=learning_rate, batch_size=batch_size, seed=seed,
-                            save=False, config=dict(config or {}))
-        trainer = train_grpo(policy, data, [reward], opts, num_generations=num_generations,
-                             max_completion_length=max_completion_length, tokenizer=tokenizer,
-                             callbacks=[ev.callback()])
+        trainer = _grpo_trainer(policy, data, reward, tokenizer, ev.callback(),
+                                output_dir=rd / "grpo" / o.name, steps=steps,
+                                learning_rate=learning_rate, batch_size=batch_size, seed=seed,
+                                num_generations=num_generations,
+                                max_completion_length=max_completion_length,
+                                config=config or {})
+        trainer.train()
         ev.evaluate(trainer.model, trainer.state.global_step)
         rows.extend(ev.rows)
         gap = hacking_gap(np.stack(ev.per_prompt_gold, axis=1), n_boot, seed)

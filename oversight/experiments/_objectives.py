@@ -212,7 +212,7 @@ def objective_values(objective: Objective | str, scores: Scores) -> np.ndarray:
 
     weights = {c.name: float(c.weight) for c in panel.critics if c.name in names}
     try:
-        agg = aggregate(judgments, unique, method=obj.method, rules=panel.rules,
+        agg = aggregate(judgments, unique, method=str(obj.method), rules=panel.rules,
                         critic_weights=weights)
     except ValueError as exc:
         raise ValueError(f"objective {obj.spec!r}: {exc}") from exc

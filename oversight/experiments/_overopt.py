@@ -61,7 +61,7 @@ class OveroptPrompt:
         return Comparison(self.prompt, ("", "")).messages
 
 
-def load_prompts(path: str | Path) -> list[OveroptPrompt]:
+def load_overopt_prompts(path: str | Path) -> list[OveroptPrompt]:
     """JSONL rows {"prompt": str | messages, "reference": str?, "baseline": str?}."""
     path = Path(path)
     if not path.exists():
