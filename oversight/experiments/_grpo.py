@@ -3,8 +3,8 @@
 For each objective, a fresh copy of the initial policy trains with TRL's GRPOTrainer (with
 `oversight.train.train_grpo`'s CPU-friendly defaults) on one reward function,
 `ObjectiveReward`: each completion is judged against the prompt's baseline by the proxy panel
-(through the store) and fused by the objective. Every `eval_every` steps (and at step 0 and the end) the policy samples
-`eval_samples` completions for each fixed held-out prompt; we record
+(through the store) and fused by the objective. Every `eval_every` steps (and at step 0 and
+the end) the policy samples `eval_samples` completions for each fixed held-out prompt; we record
 
   kl     the Monte Carlo KL(policy || initial policy) on those samples: the mean over samples of
          sum_t [log pi(y_t | x, y_<t) - log pi_0(y_t | x, y_<t)] (unbiased for the sequence KL)
