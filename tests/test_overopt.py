@@ -140,9 +140,11 @@ def test_objectives_by_hand(tmp_path):
         two.mean(0) - 2 * two.var(0))
     # veto: the soft critics' mean, 0 where the veto critic fails the sample
     assert objective_values("veto", scores)[0] == pytest.approx([0.5, 0.5, 0.0])
-    # a registered aggregator's fused P(sample preferred): vote's p0 is the mean support here
-    assert objective_values("agg:vote@longer+nobad", scores)[0] == pytest.approx(
-        [0.6, 0.8, 0.2])
+    # a registered aggregator's fused P(sample preferred over the baseline): for pass/fail
+    # critics, vote's p0 is the mean over critics of s_sample / (s_sample + s_baseline)
+    base_longer, base_nobad = 0.1, 1.0  # the baseline "base" is one word, not bad
+    expected = (longer / (longer + base_longer) + nobad / (nobad + base_nobad)) / 2
+    assert objective_values("agg:vote@longer+nobad", scores)[0] == pytest.approx(expected)
     with pytest.raises(ValueError, match="agg:bt.*no usable pairwise rows"):
         objective_values("agg:bt@longer+shorter", scores)  # pointwise critics only
     with pytest.raises(ValueError, match="no critic 'nope'"):
