@@ -326,3 +326,28 @@ def test_grpo_overopt_runs_a_few_steps_on_a_tiny_model(tiny_llama, tmp_path):
     r = runner.invoke(app, ["report", str(tmp_path / "g")])
     assert r.exit_code == 0, r.output
     assert "GRPO" in (tmp_path / "g" / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_cli_overopt_grpo_on_a_tiny_model(tiny_llama, tmp_path):
+    model, tok = tiny_llama
+    model_dir = tmp_path / "tiny"
+    model.save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    prompts, samples = _scripted_samples()
+    pf = tmp_path / "prompts.jsonl"
+    pf.write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    panel_py = tmp_path / "proxy.py"
+    panel_py.write_text(PANEL_FILE)
+    r = runner.invoke(app, ["overopt", "--prompts", str(pf), "--proxy", str(panel_py),
+                            "--policy", str(model_dir), "--n", "3", "--max-new-tokens", "6",
+                            "-o", "single=critic:longer", "--grpo-steps", "1",
+                            "--eval-every", "1", "--eval-samples", "2", "--num-generations",
+                            "2", "--out", str(tmp_path / "run"), "--n-boot", "50"])
+    assert r.exit_code == 0, r.output
+    grpo = pd.read_csv(tmp_path / "run" / "grpo.csv")
+    assert sorted(grpo["step"]) == [0, 1]
+    bon = pd.read_csv(tmp_path / "run" / "bon.csv")
+    assert sorted(bon["n"]) == [1, 2, 3]
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Best-of-n" in html and "GRPO" in html and html.count("data:image/png") == 4

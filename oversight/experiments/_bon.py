@@ -89,10 +89,15 @@ def best_of_n(proxy: np.ndarray, gold: np.ndarray, ns: list[int] | np.ndarray
         for j, n in enumerate(ns):
             w = max_weights(proxy[i], int(n))
             out_g[i, j] = float(w @ gold[i])
-            pr = proxy[i]
-            out_p[i, j] = float(w[~np.isnan(pr)] @ pr[~np.isnan(pr)]) / max(
-                float(w[~np.isnan(pr)].sum()), 1e-300) if (~np.isnan(pr)).any() else math.nan
+            out_p[i, j] = _scored_mean(w, proxy[i])
     return out_g, out_p
+
+
+def _scored_mean(w: np.ndarray, proxy: np.ndarray) -> float:
+    """The chosen sample's expected proxy reward, given that it has one (NaN if none has)."""
+    ok = ~np.isnan(proxy)
+    mass = float(w[ok].sum())
+    return float(w[ok] @ proxy[ok]) / mass if mass > 0 else math.nan
 
 
 def best_of_n_brute_force(proxy: np.ndarray, gold: np.ndarray, n: int) -> float:
