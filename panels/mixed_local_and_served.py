@@ -31,6 +31,7 @@ def build_panel() -> Panel:
                          "base URL (e.g. http://gpu-node:8000/v1) and the model name it serves")
     # The embedded SmolLM2-135M-Instruct, unless OVERSIGHT_SMALL_MODEL names an id or path.
     small = TransformersBackend(os.environ.get("OVERSIGHT_SMALL_MODEL") or None)
+    assert url is not None and model is not None  # both checked just above
     big = OpenAIBackend(model, url, concurrency=32, timeout_s=120, max_retries=4)
     return Panel(
         [
