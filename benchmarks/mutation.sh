@@ -3,6 +3,8 @@
 #
 #   benchmarks/mutation.sh                        # every configured file ([tool.mutmut])
 #   benchmarks/mutation.sh 'oversight.aggregate._rules*'   # one module's mutants
+#   SAMPLE=25 SEED=13 benchmarks/mutation.sh      # a seeded sample of 25 mutants per module
+# Needs mutmut >= 3 on PATH and PYTHON pointing at the environment with oversight's deps.
 #
 # Prints mutmut's per-mutant results, then a score per module:
 #   killed / (killed + survived)  (timeouts count as killed; "no tests" are listed apart).
@@ -13,9 +15,21 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 MUTMUT=${MUTMUT:-mutmut}
 # The mutated copy must win over an editable install of oversight in the same environment:
-# benchmarks/_mutmut_site/sitecustomize.py drops setuptools' editable import hook.
-export PYTHONPATH="$PWD/mutants:$PWD/benchmarks/_mutmut_site:${PYTHONPATH:-}"
-"$MUTMUT" run --max-children "${JOBS:-2}" "$@" || true
+# benchmarks/_mutmut_site/sitecustomize.py drops setuptools' editable import hook (which would
+# import the unmutated package from wherever it was installed), and mutmut itself puts mutants/
+# first on sys.path. PYTHONPATH must NOT name mutants/ (nor the checkout): an entry for a
+# directory that does not exist yet when Python starts is cached as unimportable, so the first
+# run could not import oversight at all.
+export PYTHONPATH="$PWD/benchmarks/_mutmut_site"
+if [ -n "${SAMPLE:-}" ]; then
+  # A seeded sample of SAMPLE mutants per module (a full run is ~2200 mutants, hours on two
+  # cores). The first call only generates mutants/ and the coverage stats (no name matches).
+  "$MUTMUT" run --max-children "${JOBS:-2}" "no-such-mutant" >/dev/null 2>&1 || true
+  mapfile -t names < <("$PY" benchmarks/_mutation_sample.py "$SAMPLE" "${SEED:-13}")
+  "$MUTMUT" run --max-children "${JOBS:-2}" "${names[@]}" || true
+else
+  "$MUTMUT" run --max-children "${JOBS:-2}" "$@" || true
+fi
 "$MUTMUT" results --all true > mutants/results.txt 2>&1 || true
 "$PY" - <<'PY'
 import collections, re

@@ -1,0 +1,156 @@
+"""Tests for the survivors of the mutmut run over the decision layer (issue 13 §9,
+benchmarks/mutation.sh). Each asserts a number, label, column or error message that the
+surviving fault changed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from test_decision_layer import row, table
+
+from oversight.aggregate import Conservative, calibrate
+
+
+# -- conservative ---------------------------------------------------------------------------
+def test_calibrate_defaults_to_identity_and_rejects_a_zero_temperature():
+    p = np.array([0.1, 0.5, 0.8])
+    assert calibrate(p).tolist() == pytest.approx([0.1, 0.5, 0.8])
+    # T = 2 halves the logit: logit(0.8) = ln 4 -> sigmoid(ln 2) = 2/3
+    assert calibrate(np.array([0.8]), 2.0)[0] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="temperature=0 must be > 0"):
+        calibrate(p, 0)
+
+
+def test_conservative_checks_its_options_when_built():
+    with pytest.raises(ValueError, match="kind='max'"):
+        Conservative(kind="max")
+    with pytest.raises(ValueError, match=r"clamp=\(0.6, 0.7\)"):
+        Conservative(clamp=(0.6, 0.7))
+    with pytest.raises(ValueError, match="temperature=-1"):
+        Conservative(temperature=-1)
+
+
+def test_conservative_default_penalises_variance_once():
+    j = table([row("x", "a", "0,1", 0.9), row("x", "b", "0,1", 0.5)])
+    s = Conservative().fit(j).scores_.set_index("response")
+    # response 0: supports 0.9 and 0.5 -> mean 0.7, population variance 0.04, lam = 1
+    assert s.loc[0, "mean"] == pytest.approx(0.7)
+    assert s.loc[0, "var"] == pytest.approx(0.04)
+    assert s.loc[0, "score"] == pytest.approx(0.66)
+    assert s.loc[0, "n_critics"] == 2
+
+
+def test_conservative_maps_scores_onto_zero_one_and_keeps_labels():
+    j = table([row("b", "s", "0", 7.0, mode="score"), row("b", "s", "1", 4.0, mode="score"),
+               row("a", "p", "0,1", 0.8)])
+    c = Conservative().fit(j)
+    s = c.scores_.set_index(["item_id", "response"])["score"]
+    assert s[("b", 0)] == pytest.approx(6 / 9) and s[("b", 1)] == pytest.approx(3 / 9)
+    assert s[("a", 0)] == pytest.approx(0.8)
+    res = c.results_.set_index("item_id")
+    assert res.loc["b", "margin"] == pytest.approx(3 / 9)
+    assert res.loc["b", "n_critics"] == 1
+    assert c.labels_.to_dict() == {"a": 0, "b": 0}
+
+
+def test_conservative_clamp_band_limits_each_critic():
+    j = table([row("x", "a", "0,1", 0.9), row("x", "b", "0,1", 0.7)])
+    s = Conservative(clamp=(0.4, 0.6)).fit(j).scores_.set_index("response")["score"]
+    assert s.tolist() == pytest.approx([0.6, 0.4])
+
+
+def test_conservative_one_response_item_has_no_margin():
+    res = Conservative().fit(table([row("one", "s", "0", 7.0, mode="score")])).results_
+    assert res["margin"].tolist() == [0.0] and res["label"].tolist() == ["tie"]
+    assert math.isclose(res["p0"].iloc[0], 6 / 9)
+
+
+def test_conservative_with_no_usable_judgment_is_empty_with_its_columns():
+    res = Conservative().fit(table([row("x", "a", "0,1", None)])).results_
+    assert res.empty
+    assert list(res.columns) == ["item_id", "label", "margin", "p0", "n_critics"]
+
+
+# -- exports and the run directory -----------------------------------------------------------
+def _shorter(ctx):
+    a, b = ctx.responses
+    return 0.8 if len(a) < len(b) else 0.2
+
+
+def _panel(**kw):
+    from oversight import Critic, FunctionBackend, Panel
+    from oversight.constitution import builtin
+
+    return Panel([Critic(builtin("helpfulness"), FunctionBackend(_shorter, name="s"), name="s",
+                         principles=1)], **kw)
+
+
+def _items():
+    from oversight import Comparison
+
+    return [Comparison("three", ("ok", "a longer one", "the longest answer of all")),
+            Comparison("two", ("short", "much longer"), reference=0)]
+
+
+def test_sft_and_kto_keep_every_item_after_a_kway_winner_and_their_own_columns():
+    from oversight.train import kto_dataset, preference_dataset, sft_dataset
+
+    res = _panel().judge(_items())
+    pref = preference_dataset(res)
+    assert pref.num_rows == 3  # the K-way winner beats two responses, the pair one
+    assert pref["reference"] == [None, None, 0]
+    sft = sft_dataset(res)
+    assert [m[-1]["content"] for m in sft["messages"]] == ["ok", "short"]
+    assert not {"chosen", "rejected", "rejected_index", "prompt"} & set(sft.column_names)
+    assert sft["chosen_index"] == [0, 0]
+    kto = kto_dataset(res)
+    assert kto["label"] == [True, False, False, True, False]
+    assert kto["response_index"] == [0, 1, 2, 0, 1]
+    assert not {"chosen", "rejected", "chosen_index", "rejected_index"} & set(kto.column_names)
+
+
+def test_empty_exports_keep_their_columns():
+    from oversight.train import kto_dataset, preference_dataset, sft_dataset
+
+    res = _panel().judge(_items())
+    assert preference_dataset(res, min_margin=2.0).column_names == ["prompt", "chosen",
+                                                                   "rejected", "margin"]
+    assert kto_dataset(res, min_margin=2.0).column_names == ["prompt", "completion", "label"]
+    assert sft_dataset(res, min_margin=2.0).column_names == ["messages"]
+
+
+def test_drop_flagged_true_warns_at_the_callers_line_and_bad_flags_list_the_valid_ones():
+    from oversight.errors import OversightError
+    from oversight.train import preference_frame
+
+    res = _panel().judge(_items())
+    with pytest.warns(DeprecationWarning, match="drop_flagged") as rec:
+        frame = preference_frame(res, drop_flagged=True)
+    assert rec[0].filename == __file__
+    assert len(frame) == 3
+    with pytest.raises(OversightError, match="valid: split, veto_conflict, "
+                       "position_inconsistent, low_quorum, cycle, undecided, or all"):
+        preference_frame(res, drop_flagged="splitt")
+
+
+def test_run_json_keeps_seed_rules_and_options_and_run_aggregate_takes_a_method(tmp_path):
+    from oversight.aggregate import PanelRules
+    from oversight.panel import open_run
+    from oversight.panel._run import read_run_info, write_run
+
+    write_run(tmp_path / "w", critics=[], aggregator="vote", seed=7, data="d.jsonl")
+    info = read_run_info(tmp_path / "w")
+    assert info["seed"] == 7 and info["data"] == "d.jsonl"
+
+    panel = _panel(aggregator="bt", aggregator_options={"prior": 0.5},
+                   rules=PanelRules(quorum=2))
+    panel.judge(_items(), store=tmp_path / "run")
+    run = open_run(tmp_path / "run")
+    assert run.aggregator == "bt" and run.aggregator_options == {"prior": 0.5}
+    assert run.rules.quorum == 2
+    # one critic < quorum 2: every item is no_quorum under the saved rules
+    assert set(run.aggregate().decisions["final"]) == {"no_quorum"}
+    assert run.aggregate("vote").method == "vote"
+    assert run.aggregate().method == "bt"
