@@ -33,18 +33,25 @@ fi
 "$MUTMUT" results --all true > mutants/results.txt 2>&1 || true
 "$PY" - <<'PY'
 import collections, re
+equivalent = {line.split()[0] for line in open("benchmarks/mutation_equivalent.txt")
+              if line.strip() and not line.startswith("#")}
 score = collections.defaultdict(collections.Counter)
 for line in open("mutants/results.txt"):
-    m = re.match(r"\s*(\S+?)__mutmut_\d+: (\S+.*)$", line)
+    m = re.match(r"\s*((\S+?)\.x\S*__mutmut_\d+): (\S+.*)$", line)
     if not m:
         continue
-    module = m.group(1).rsplit(".x", 1)[0].rsplit(".x_", 1)[0]
-    score[module][m.group(2).strip()] += 1
+    status = m.group(3).strip()
+    if status == "survived" and m.group(1) in equivalent:
+        status = "equivalent"
+    score[m.group(2)][status] += 1
+tot = collections.Counter()
 for module, c in sorted(score.items()):
+    tot.update(c)
+for module, c in [*sorted(score.items()), ("all", tot)]:
     killed = c["killed"] + c["timeout"]
-    live = c["survived"]
+    live = c["survived"] + c["no tests"]  # a mutant no test runs is not killed
     total = killed + live
     rate = f"{killed / total:.0%}" if total else "-"
-    print(f"BENCH workload=mutation module={module} killed={killed} survived={live} "
-          f"no_tests={c['no tests']} ratio={rate}")
+    print(f"BENCH workload=mutation module={module} killed={killed} survived={c['survived']} "
+          f"no_tests={c['no tests']} equivalent={c['equivalent']} ratio={rate}")
 PY

@@ -154,3 +154,48 @@ def test_run_json_keeps_seed_rules_and_options_and_run_aggregate_takes_a_method(
     assert set(run.aggregate().decisions["final"]) == {"no_quorum"}
     assert run.aggregate("vote").method == "vote"
     assert run.aggregate().method == "bt"
+
+
+# -- ballots and rules ------------------------------------------------------------------------
+def test_a_clamp_band_may_be_the_single_point_one_half():
+    assert calibrate(np.array([0.1, 0.9]), clamp=(0.5, 0.5)).tolist() == [0.5, 0.5]
+
+
+def test_is_tie_includes_its_tolerance():
+    from oversight.aggregate import TIE_TOL, is_tie
+
+    assert is_tie(TIE_TOL) and not is_tie(2 * TIE_TOL)
+    assert is_tie(np.array([0.0, TIE_TOL, 3 * TIE_TOL])).tolist() == [True, True, False]
+
+
+def test_pairwise_rows_of_a_table_without_pairwise_judgments_keeps_its_columns():
+    from oversight.aggregate import pairwise_rows
+
+    out = pairwise_rows(table([row("x", "s", "0", 7.0, mode="score")]))
+    assert out.empty
+    assert list(out.columns) == ["item_id", "critic", "principle", "a", "b", "p_ab",
+                                 "forward", "weight"]
+
+
+def test_principle_weights_apply_to_score_and_passfail_support():
+    from oversight.aggregate import response_support
+
+    rows = [row("x", "s", "0", 8.0, mode="score"), row("x", "s", "0", 2.0, mode="score")]
+    rows[0].update(principle="heavy", principle_weight=3.0)
+    sup = response_support(table(rows))
+    assert sup["support"].tolist() == pytest.approx([(3 * 8.0 + 2.0) / 4])
+    assert sup["n"].tolist() == [2]
+
+
+def test_apply_rules_without_k_and_without_vetoes_keeps_the_labels():
+    import pandas as pd
+
+    from oversight.aggregate import PanelRules, apply_rules
+
+    dec = pd.DataFrame({"item_id": ["x", "y"], "label": [1, "tie"], "share": [1.0, 0.5],
+                        "n_critics": [1, 2]})
+    j = table([row("x", "a", "0,1", 0.2), row("y", "a", "0,1", 0.5),
+               row("y", "b", "0,1", 0.5)])
+    out = apply_rules(dec, j, {}, PanelRules())
+    assert out["final"].tolist() == [1, "tie"]
+    assert out["vetoed"].tolist() == [[], []] and not out["veto_override"].any()

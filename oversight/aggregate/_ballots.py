@@ -16,7 +16,8 @@ import pandas as pd
 PAIRWISE_FIELDS = ("item_id", "critic", "principle", "order", "mode", "value", "status")
 
 TIE_TOL = 1e-9
-"""Supports, shares or margins closer than this (absolute) are tied, everywhere in the package."""
+"""Supports, shares or margins no further apart than this (absolute, the bound included) are
+tied, everywhere in the package."""
 
 
 def is_tie(a: Any, b: Any = 0.0) -> Any:
@@ -106,8 +107,3 @@ def critic_p0(judgments: pd.DataFrame, orders: str = "all",
     out = wide[[0]].rename(columns={0: "p0"}).reset_index()
     return out
 
-
-def vote_of(p: Any, eps: float = TIE_TOL) -> np.ndarray:
-    """0 if response 0 is preferred, 1 if response 1 is, -1 for a tie (p = 0.5 within eps)."""
-    p = np.asarray(p, dtype=float)
-    return np.where(p > 0.5 + eps, 0, np.where(p < 0.5 - eps, 1, -1))
