@@ -7,7 +7,7 @@ runs. Heavy dependencies (torch, transformers) are imported only when a model is
 
 from oversight.backends import ChatPrompt, FunctionBackend, TransformersBackend
 from oversight.constitution import Constitution, Principle, load_constitution
-from oversight.critics import Critic, Judgment
+from oversight.critics import Critic, Judgment, verifier_critic
 from oversight.data import Comparison, load_comparisons
 from oversight.errors import (
     BackendError,
@@ -43,4 +43,5 @@ __all__ = [
     "__version__",
     "load_comparisons",
     "load_constitution",
+    "verifier_critic",
 ]

@@ -8,6 +8,13 @@ from oversight.constitution._constitution import (
     content_hash,
     load_constitution,
     parse_constitution,
+    principle_dict,
+)
+from oversight.constitution._verifiers import (
+    VERIFIER_TYPES,
+    Verdict,
+    VerifierSpec,
+    run_verifier,
 )
 from oversight.errors import ConstitutionError
 
@@ -20,4 +27,9 @@ __all__ = [
     "content_hash",
     "load_constitution",
     "parse_constitution",
+    "principle_dict",
+    "run_verifier",
+    "VERIFIER_TYPES",
+    "Verdict",
+    "VerifierSpec",
 ]

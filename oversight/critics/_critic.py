@@ -92,16 +92,25 @@ class Critic:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not valid; use one of {', '.join(MODES)}")
         if isinstance(principles, int) and not isinstance(principles, bool):
-            if not 1 <= principles <= len(constitution):
+            n_eligible = sum(p.is_verifier == bool(getattr(backend, "runs_verifiers", False))
+                             for p in constitution.principles)
+            if not 1 <= principles <= n_eligible:
                 raise ValueError(f"principles={principles} must be between 1 and "
-                                 f"{len(constitution)} for constitution '{constitution.name}'")
+                                 f"{n_eligible} for constitution '{constitution.name}'")
         elif isinstance(principles, str):
             if principles != "all":
                 raise ValueError(f"principles={principles!r}: use 'all', an int k, or a list "
                                  "of principle ids")
         else:
+            runs_verifiers = bool(getattr(backend, "runs_verifiers", False))
             for pid in list(principles):  # type: ignore[arg-type]
-                constitution[pid]  # raises KeyError naming the valid ids
+                p = constitution[pid]  # raises KeyError naming the valid ids
+                if p.is_verifier != runs_verifiers:
+                    raise ValueError(
+                        f"principle '{pid}' of constitution '{constitution.name}' is "
+                        + ("a verifier: judge it with oversight.verifier_critic(...)"
+                           if p.is_verifier else "not a verifier: a verifier critic judges "
+                           "only principles with a [principles.verifier] table"))
         if not 0.0 <= min_choice_mass < 1.0:
             raise ValueError(f"min_choice_mass={min_choice_mass} must be in [0, 1)")
         if weight <= 0:
@@ -156,8 +165,18 @@ class Critic:
         }
 
     # -- what to judge ---------------------------------------------------------------------
+    @property
+    def judges_verifiers(self) -> bool:
+        """True for a verifier critic (its backend runs verifier principles' code)."""
+        return bool(getattr(self.backend, "runs_verifiers", False))
+
+    def eligible_principles(self) -> list[Principle]:
+        """Verifier principles go to verifier critics, the others to model critics."""
+        return [p for p in self.constitution.principles
+                if p.is_verifier == self.judges_verifiers]
+
     def select_principles(self, item: Comparison) -> list[Principle]:
-        all_p = list(self.constitution.principles)
+        all_p = self.eligible_principles()
         if self.principles == "all":
             return all_p
         if isinstance(self.principles, int):
@@ -226,7 +245,8 @@ class Critic:
         out = []
         for i, (task, res) in enumerate(zip(prepared.tasks, results)):
             j = self._verdict(task, res, prepared.choices)
-            j.rationale = prepared.rationales[i]
+            if prepared.rationales[i] is not None or j.rationale is None:
+                j.rationale = prepared.rationales[i]
             j.tokens += prepared.gen_tokens[i]
             j.latency_s += prepared.gen_latency[i]
             out.append(j)
@@ -254,6 +274,11 @@ class Critic:
         if res.error is not None:
             j.status, j.reason, j.raw = "error", res.error, res.text
             return j
+        if res.note is not None:
+            j.rationale = res.note
+            if res.logprobs is None and res.text is None:  # an abstention with a reason
+                j.status, j.reason = "abstain", res.note
+                return j
         if res.logprobs is not None:
             probs, mass = normalize(res.logprobs)
             if self.mode == "score":
