@@ -34,6 +34,12 @@ from oversight.aggregate._dawid_skene import (
     dawid_skene_triples,
     fit_confusions_from_gold,
 )
+from oversight.aggregate._paired import (
+    agreement_credit,
+    paired_bootstrap,
+    position_consistency,
+    trivial_baselines,
+)
 from oversight.aggregate._plackett_luce import (
     PlackettLuce,
     pl_fit,
@@ -44,6 +50,10 @@ from oversight.aggregate._rules import PanelRules, apply_rules, disagreement_fla
 from oversight.aggregate._vote import Vote, ballots, decide, tally
 
 __all__ = [
+    "agreement_credit",
+    "paired_bootstrap",
+    "position_consistency",
+    "trivial_baselines",
     "FLAG_COLUMNS",
     "AggregationWarning",
     "BradleyTerry",

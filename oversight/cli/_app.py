@@ -17,56 +17,20 @@ from oversight.errors import DataError, OversightError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-critic oversight of language models.")
-constitution_app = typer.Typer(no_args_is_help=True, help="Validate and inspect constitutions.")
 model_app = typer.Typer(no_args_is_help=True, help="The embedded default model.")
-app.add_typer(constitution_app, name="constitution")
 app.add_typer(model_app, name="model")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+from oversight.cli._constitution import constitution_app  # noqa: E402
+
+app.add_typer(constitution_app, name="constitution")
+
 
 def _fail(exc: BaseException | str) -> NoReturn:
     err.print(f"error: {exc}", highlight=False, markup=False)
     raise typer.Exit(2)
-
-
-@constitution_app.command("validate")
-def constitution_validate(files: list[Path] = typer.Argument(..., help="TOML files")) -> None:
-    """Validate constitution files; print each one's name, principle count and hash."""
-    from oversight.constitution import load_constitution
-
-    bad = 0
-    for f in files:
-        try:
-            c = load_constitution(f)
-        except OversightError as exc:
-            err.print(f"error: {exc}", highlight=False, markup=False)
-            bad += 1
-            continue
-        console.print(f"ok {f}: {c.name} v{c.version}, {len(c)} principles, hash {c.hash}",
-                      highlight=False)
-    if bad:
-        raise typer.Exit(2)
-
-
-@constitution_app.command("show")
-def constitution_show(file: Path) -> None:
-    """Show a constitution's principles as a table."""
-    from oversight.constitution import load_constitution
-
-    try:
-        c = load_constitution(file)
-    except OversightError as exc:
-        _fail(exc)
-    t = Table(title=f"{c.name} v{c.version} (hash {c.hash})", caption=c.description,
-              show_lines=True)
-    for col in ("id", "kind", "weight", "statement", "comparison question"):
-        t.add_column(col)
-    for p in c.principles:
-        t.add_row(p.id, "[red]veto[/]" if p.kind == "veto" else p.kind, f"{p.weight:g}",
-                  p.statement, p.comparison_question)
-    console.print(t)
 
 
 @model_app.command("fetch")

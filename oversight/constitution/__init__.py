@@ -10,6 +10,15 @@ from oversight.constitution._constitution import (
     parse_constitution,
     principle_dict,
 )
+from oversight.constitution._log import (
+    LogCheck,
+    amendment_label,
+    amendment_of,
+    log_path,
+    read_log,
+    verify_log,
+)
+from oversight.constitution._toml import to_toml
 from oversight.constitution._verifiers import (
     VERIFIER_TYPES,
     Verdict,
@@ -28,6 +37,13 @@ __all__ = [
     "load_constitution",
     "parse_constitution",
     "principle_dict",
+    "LogCheck",
+    "amendment_label",
+    "amendment_of",
+    "log_path",
+    "read_log",
+    "to_toml",
+    "verify_log",
     "run_verifier",
     "VERIFIER_TYPES",
     "Verdict",
