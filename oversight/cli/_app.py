@@ -11,7 +11,6 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from oversight.errors import DataError, OversightError
 

@@ -123,26 +123,29 @@ def constitution_amend(
     ch = res.changes
     console.print(f"changes: added {ch['added']}, removed {ch['removed']}, edited "
                   f"{ {k: sorted(v) for k, v in ch['edited'].items()} }", highlight=False)
-    t = Table(title=f"gate on {f['n_items']} labelled items, {f['method']} over "
-              f"{f['model']}")
-    for col in ("figure", "old", "new", "check"):
-        t.add_column(col)
     c = res.gate.checks
     lo, hi = f["agreement_drop_ci"]
-    t.add_row("agreement with labels", _fmt(f["agreement_old"]), _fmt(f["agreement_new"]),
-              f"drop {_fmt(f['agreement_drop'])} [{_fmt(lo)}, {_fmt(hi)}] <= "
-              f"{c['agreement']['bound']}: {'pass' if c['agreement']['pass'] else 'FAIL'}")
     b = f["baselines"]
-    t.add_row("baselines: first / longer / shorter",
-              f"{_fmt(b['first'])} / {_fmt(b['longer'])} / {_fmt(b['shorter'])}", "", "")
-    t.add_row("position consistency", _fmt(f["position_consistency_old"]),
-              _fmt(f["position_consistency_new"]),
-              "pass" if c["position_consistency"]["pass"] else "FAIL")
     va = c["veto_approval"]
-    t.add_row("weakened vetoes", ", ".join(va["weakened"]) or "none",
-              f"approvers {va['approvers']}", "pass" if va["pass"] else "FAIL")
-    t.add_row("decisions changed", "", str(f["decisions_changed"]), "")
-    console.print(t)
+
+    def verdict(name: str) -> str:
+        return "pass" if c[name]["pass"] else "FAIL"
+
+    for line in (
+        f"gate on {f['n_items']} labelled items ({f['method']} over {f['model']}; needs "
+        f">= {c['min_items']['bound']}  {verdict('min_items')}):",
+        f"  agreement with labels   old {_fmt(f['agreement_old'])}  new "
+        f"{_fmt(f['agreement_new'])}  drop {_fmt(f['agreement_drop'])} "
+        f"[{_fmt(lo)}, {_fmt(hi)}] <= {c['agreement']['bound']}  {verdict('agreement')}",
+        f"  baselines, same items   first / longer / shorter {_fmt(b['first'])} / "
+        f"{_fmt(b['longer'])} / {_fmt(b['shorter'])}",
+        f"  position consistency    old {_fmt(f['position_consistency_old'])}  new "
+        f"{_fmt(f['position_consistency_new'])}  {verdict('position_consistency')}",
+        f"  weakened vetoes         {', '.join(va['weakened']) or 'none'}; approvers "
+        f"{va['approvers'] or '-'}  {verdict('veto_approval')}",
+        f"  decisions changed       {f['decisions_changed']} of {f['n_items']}",
+    ):
+        console.print(line, highlight=False, markup=False)
     if not res.gate.accepted:
         for r in res.gate.reasons:
             err.print(f"rejected: {r}", highlight=False, markup=False)
@@ -165,18 +168,18 @@ def constitution_log(file: Path) -> None:
         _fail(exc)
     if not entries:
         _fail(f"{log_path(file)}: no amendment log (the first `amend` creates it)")
-    t = Table(title=str(log_path(file)))
-    for col in ("seq", "time", "old -> new", "summary", "approvers", "gate", "hash"):
-        t.add_column(col)
+    console.print(f"{log_path(file)}: {len(entries)} entries", highlight=False)
     for e in entries:
         g = e.get("gate") or {}
         fig = g.get("figures", {})
-        gate = (f"agree {_fmt(fig.get('agreement_old'))}->{_fmt(fig.get('agreement_new'))}"
-                if fig else "-")
-        t.add_row(str(e.get("seq")), str(e.get("time")),
-                  f"{e.get('old_hash') or '-'} -> {e.get('new_hash')}", str(e.get("summary")),
-                  ", ".join(e.get("approvers") or []) or "-", gate, str(e.get("hash"))[:12])
-    console.print(t)
+        gate = (f"agreement {_fmt(fig.get('agreement_old'))} -> "
+                f"{_fmt(fig.get('agreement_new'))} on {fig.get('n_items')} items"
+                if fig else "no gate (original)")
+        console.print(f"#{e.get('seq')} {e.get('time')} {e.get('old_hash') or '-'} -> "
+                      f"{e.get('new_hash')} hash {str(e.get('hash'))[:12]}\n"
+                      f"    {e.get('summary')}\n    proposer {e.get('proposer') or '-'}; "
+                      f"approvers {', '.join(e.get('approvers') or []) or '-'}; {gate}",
+                      highlight=False, markup=False)
 
 
 @constitution_app.command("diff")
