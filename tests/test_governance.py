@@ -308,3 +308,26 @@ def test_cli_amend_log_diff_verify(privacy, tmp_path, monkeypatch):
     r = runner.invoke(app, ["constitution", "verify", str(privacy)])
     assert r.exit_code == 1 and "TAMPERED" in r.output
     assert sys.modules.get("judges_i18a") is not None
+
+
+# -- provenance --------------------------------------------------------------------------
+def test_runs_say_which_amendment_they_were_judged_under(privacy):
+    from oversight import Critic, Panel, verifier_critic
+    from oversight.report import Analysis
+    from oversight.report._html import render_html
+    from oversight.train._export import preference_frame
+
+    assert amend(privacy, load_proposal(ADD_EMAIL), items(), JUDGE, gate=GATE).entry
+    c = load_constitution(privacy)
+    panel = Panel([Critic(c, JUDGE, name="model", principles=["data-minimisation"]),
+                   verifier_critic(c, name="checks")])
+    res = panel.judge(items(4))
+    head = read_log(log_path(privacy))[-1]["hash"][:12]
+    assert {cfg["amendment"] for cfg in res.critics} == {f"amendment 1 ({head})"}
+    frame = preference_frame(res)
+    assert len(frame) == 4
+    assert set(frame["amendments"]) == {f"privacy@{c.hash}=amendment 1 ({head})"}
+    html = render_html(Analysis.from_result(res))
+    assert f"privacy@{c.hash} (amendment 1 ({head}))" in html
+    unlogged = Critic(load_constitution(builtin_dir() / "honesty.toml"), JUDGE)
+    assert unlogged.amendment is None and unlogged.config()["amendment"] is None

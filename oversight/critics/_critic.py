@@ -162,7 +162,18 @@ class Critic:
             else list(self.principles),
             "seed": self.seed, "rationale": self.rationale, "weight": self.weight,
             "veto": self.veto, "template": self.template, "fingerprint": self.fingerprint,
+            "amendment": self.amendment,
         }
+
+    @property
+    def amendment(self) -> str | None:
+        """Which recorded amendment of the constitution this critic judges under, from the
+        hash-chained log beside its file ('amendment 2 (3f2a9c1e0b7d)'); None if unlogged."""
+        if self.constitution.path is None:
+            return None
+        from oversight.constitution import amendment_label, amendment_of
+
+        return amendment_label(amendment_of(self.constitution.path, self.constitution.hash))
 
     # -- what to judge ---------------------------------------------------------------------
     @property

@@ -30,12 +30,14 @@ from oversight.governance._gate import (
     gate_path,
     load_gate,
 )
+from oversight.governance._proof import ProofResult, prove_veto_guarantee
 
 __all__ = [
     "AmendResult",
     "Gate",
     "GateResult",
     "LogCheck",
+    "ProofResult",
     "Proposal",
     "amend",
     "amendment_label",
@@ -49,6 +51,7 @@ __all__ = [
     "load_proposal",
     "log_path",
     "parse_proposal",
+    "prove_veto_guarantee",
     "read_log",
     "structural_diff",
     "text_diff",
