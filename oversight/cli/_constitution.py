@@ -26,8 +26,9 @@ def _fail(exc: BaseException | str) -> NoReturn:
 
 
 @constitution_app.command("validate")
-def constitution_validate(files: list[Path] = typer.Argument(..., help="TOML files")) -> None:
-    """Validate constitution files; print each one's name, principle count and hash."""
+def constitution_validate(files: list[Path] = typer.Argument(
+        ..., help="TOML files, or built-in names (harmlessness, helpfulness, ...)")) -> None:
+    """Validate constitution files (or built-ins by name); print name, principle count, hash."""
     from oversight.constitution import load_constitution
 
     bad = 0
@@ -47,7 +48,8 @@ def constitution_validate(files: list[Path] = typer.Argument(..., help="TOML fil
 
 
 @constitution_app.command("show")
-def constitution_show(file: Path) -> None:
+def constitution_show(file: Path = typer.Argument(
+        ..., help="A TOML file, or a built-in name (harmlessness, helpfulness, ...)")) -> None:
     """Show a constitution's principles as a table."""
     from oversight.constitution import amendment_label, amendment_of, load_constitution
 
@@ -55,7 +57,7 @@ def constitution_show(file: Path) -> None:
         c = load_constitution(file)
     except OversightError as exc:
         _fail(exc)
-    label = amendment_label(amendment_of(file, c.hash))
+    label = amendment_label(amendment_of(c.path, c.hash)) if c.path else None
     t = Table(title=f"{c.name} v{c.version} (hash {c.hash}"
               + (f", {label}" if label else "") + ")", caption=c.description, show_lines=True)
     for col in ("id", "kind", "weight", "statement", "comparison question / verifier"):
