@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -33,7 +34,7 @@ from oversight.governance import (
     structural_diff,
 )
 
-EXAMPLES = builtin_dir() / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "constitutions" / "examples"
 ADD_EMAIL = EXAMPLES / "privacy_add_email_verifier.change.toml"
 DROP_VETO = EXAMPLES / "privacy_drop_doxxing_veto.change.toml"
 GATE = Gate(max_agreement_drop=0.02, min_items=10, approvers=("alice", "bob", "carol"),

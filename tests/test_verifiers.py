@@ -4,6 +4,7 @@ real critic -> store -> panel -> aggregate path."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,8 @@ from oversight import Comparison, Critic, FunctionBackend, Panel, load_constitut
 from oversight.constitution import ConstitutionError, Verdict, builtin, run_verifier
 from oversight.constitution._verifiers import parse_verifier
 
-EXAMPLE = "constitutions/examples/output_checks.toml"
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "constitutions" / "examples"
+              / "output_checks.toml")
 
 HEADER = """[constitution]
 name = "vc"

@@ -179,3 +179,15 @@ def test_model_and_code_agree_on_hand_picked_cases():
     p["verdict"] = [1.0, 1.0]
     assert code_final(run_code(p, "vote")) == "no_quorum"
     assert set(CODES.values()) >= {"no_quorum", "contested"}
+
+
+def test_ballot_votes_name_responses_not_table_columns():
+    """Found by the property test above: when no critic supports response 0 at all (the model
+    critic abstained, the verifier abstained on 0 and passed 1), the verifier's ballot is for
+    response 1; the code used to count it for column 0, i.e. response 0."""
+    p = dict(supports=[[0.0, 1.0]], abstain=[True], weights=[0.5], verdict=[None, 1.0],
+             verifier_weight=0.5, margin=0.0, quorum=1, supermajority=None)
+    assert code_final(run_code(p, "vote")) == 1
+    case = concrete_case(p["supports"], p["abstain"], p["weights"], p["verdict"],
+                         p["verifier_weight"], p["margin"], p["quorum"], p["supermajority"])
+    assert decode(evaluate(case, "vote")) == 1
