@@ -49,14 +49,20 @@ def constitution_validate(files: list[Path] = typer.Argument(
 
 @constitution_app.command("show")
 def constitution_show(file: Path = typer.Argument(
-        ..., help="A TOML file, or a built-in name (harmlessness, helpfulness, ...)")) -> None:
+        ..., help="A TOML file, or a built-in name (harmlessness, helpfulness, ...)"),
+        toml: bool = typer.Option(False, "--toml", help="Print it as canonical TOML (same "
+                                  "content hash), e.g. to copy a built-in and amend it")
+        ) -> None:
     """Show a constitution's principles as a table."""
-    from oversight.constitution import amendment_label, amendment_of, load_constitution
+    from oversight.constitution import amendment_label, amendment_of, load_constitution, to_toml
 
     try:
         c = load_constitution(file)
     except OversightError as exc:
         _fail(exc)
+    if toml:
+        print(to_toml(c), end="")
+        return
     label = amendment_label(amendment_of(c.path, c.hash)) if c.path else None
     t = Table(title=f"{c.name} v{c.version} (hash {c.hash}"
               + (f", {label}" if label else "") + ")", caption=c.description, show_lines=True)
