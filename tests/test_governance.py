@@ -112,7 +112,7 @@ def test_accepted_amendment_rewrites_file_and_chains_log(privacy):
     f = res.gate.figures
     assert f["agreement_old"] == 1.0 and f["agreement_new"] == 1.0
     assert f["agreement_drop"] == 0.0 and f["agreement_drop_ci"] == [0.0, 0.0]
-    assert f["baselines"]["first"] == 0.5 and f["baselines"]["shorter"] == 1.0
+    assert f["baselines"]["first shown"] == 0.5 and f["baselines"]["shorter"] == 1.0
     assert f["position_consistency_old"] == 1.0 == f["position_consistency_new"]
     new = load_constitution(privacy)
     assert new.hash == res.new.hash != old_hash and new["no-email-addresses"].kind == "veto"

@@ -19,6 +19,7 @@ from oversight.aggregate._agreement import (
     principle_conflict_graph,
 )
 from oversight.aggregate._ballots import critic_p0, pairwise_rows, response_support
+from oversight.aggregate._baselines import BASELINES, baseline_agreement
 from oversight.aggregate._bradley_terry import (
     BradleyTerry,
     StrengthFit,
@@ -38,7 +39,6 @@ from oversight.aggregate._paired import (
     agreement_credit,
     paired_bootstrap,
     position_consistency,
-    trivial_baselines,
 )
 from oversight.aggregate._plackett_luce import (
     PlackettLuce,
@@ -53,8 +53,9 @@ __all__ = [
     "agreement_credit",
     "paired_bootstrap",
     "position_consistency",
-    "trivial_baselines",
+    "BASELINES",
     "FLAG_COLUMNS",
+    "baseline_agreement",
     "BradleyTerry",
     "PlackettLuce",
     "StrengthFit",

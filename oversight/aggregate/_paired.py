@@ -1,5 +1,5 @@
 """Paired old-versus-new statistics: agreement credit per item, a paired bootstrap interval,
-position consistency, and the trivial baselines every agreement figure is shown next to.
+and position consistency (the trivial baselines are `baseline_agreement` in _baselines.py).
 
 Agreement credit per item: 1 when the decision equals the reference, 0 when it names another
 response, 0.5 when there is no decided winner (tie, abstain, no quorum, contested, vetoed), as
@@ -61,22 +61,3 @@ def position_consistency(judgments: pd.DataFrame) -> tuple[int, int]:
     vf, vr = vote_of(both["p0_f"]), vote_of(both["p0_r"])
     decided = (vf >= 0) & (vr >= 0)
     return int((decided & (vf == vr)).sum()), int(decided.sum())
-
-
-def trivial_baselines(responses: Sequence[Sequence[str]], reference: Sequence[int]
-                      ) -> dict[str, np.ndarray]:
-    """Per-item credit of the trivial judges on the same items: always the first response,
-    the longer one, the shorter one (equal lengths: half credit; two-response items)."""
-    first, longer, shorter = [], [], []
-    for resp, ref in zip(responses, reference):
-        first.append(1.0 if ref == 0 else 0.0)
-        la, lb = len(resp[0]), len(resp[1])
-        if la == lb:
-            longer.append(0.5)
-            shorter.append(0.5)
-        else:
-            long_i = 0 if la > lb else 1
-            longer.append(1.0 if ref == long_i else 0.0)
-            shorter.append(1.0 if ref == 1 - long_i else 0.0)
-    return {"first": np.array(first), "longer": np.array(longer),
-            "shorter": np.array(shorter)}

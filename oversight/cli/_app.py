@@ -279,6 +279,12 @@ app.command("revise")(revise_cmd)
 app.command("serve-reward")(serve_reward_cmd)
 app.add_typer(train_app, name="train")
 
+# Participatory drafting and inverse constitutions (oversight/cli/_draft.py).
+from oversight.cli._draft import draft_app, inverse_cmd  # noqa: E402
+
+app.add_typer(draft_app, name="draft")
+app.command("inverse")(inverse_cmd)
+
 
 def main() -> None:
     try:

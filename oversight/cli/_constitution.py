@@ -145,7 +145,7 @@ def constitution_amend(
         f"  agreement with labels   old {_fmt(f['agreement_old'])}  new "
         f"{_fmt(f['agreement_new'])}  drop {_fmt(f['agreement_drop'])} "
         f"[{_fmt(lo)}, {_fmt(hi)}] <= {c['agreement']['bound']}  {verdict('agreement')}",
-        f"  baselines, same items   first / longer / shorter {_fmt(b['first'])} / "
+        f"  baselines, same items   first shown / longer / shorter {_fmt(b['first shown'])} / "
         f"{_fmt(b['longer'])} / {_fmt(b['shorter'])}",
         f"  position consistency    old {_fmt(f['position_consistency_old'])}  new "
         f"{_fmt(f['position_consistency_new'])}  {verdict('position_consistency')}",

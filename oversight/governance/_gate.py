@@ -31,9 +31,9 @@ import numpy as np
 from oversight.aggregate import (
     METHODS,
     agreement_credit,
+    baseline_agreement,
     paired_bootstrap,
     position_consistency,
-    trivial_baselines,
 )
 from oversight.backends import Backend
 from oversight.constitution import Constitution, ConstitutionError
@@ -170,7 +170,7 @@ def evaluate_gate(old: Constitution, new: Constitution, items: Sequence[Comparis
     a_old = agreement_credit(final_old, ref, ids)
     a_new = agreement_credit(final_new, ref, ids)
     drop, lo, hi = paired_bootstrap(a_old, a_new, confidence=gate.confidence, seed=seed)
-    base = trivial_baselines([it.responses for it in labelled], [ref[i] for i in ids])
+    base = baseline_agreement(labelled)
     pc_old, n_old = position_consistency(j_old)
     pc_new, n_new = position_consistency(j_new)
     r_old = pc_old / n_old if n_old else math.nan
@@ -182,7 +182,7 @@ def evaluate_gate(old: Constitution, new: Constitution, items: Sequence[Comparis
         "agreement_old": float(a_old.mean()) if len(ids) else math.nan,
         "agreement_new": float(a_new.mean()) if len(ids) else math.nan,
         "agreement_drop": drop, "agreement_drop_ci": [lo, hi], "confidence": gate.confidence,
-        "baselines": {k: float(v.mean()) if len(v) else math.nan for k, v in base.items()},
+        "baselines": {str(b): float(a) for b, a in zip(base["baseline"], base["agreement"])},
         "position_consistency_old": r_old, "position_consistency_new": r_new,
         "position_pairs_old": n_old, "position_pairs_new": n_new,
         "decisions_changed": changed,
