@@ -332,3 +332,22 @@ def test_runs_say_which_amendment_they_were_judged_under(privacy):
     assert f"privacy@{c.hash} (amendment 1 ({head}))" in html
     unlogged = Critic(load_constitution(builtin_dir() / "honesty.toml"), JUDGE)
     assert unlogged.amendment is None and unlogged.config()["amendment"] is None
+
+
+def test_amending_a_drafted_constitution_keeps_its_provenance(tmp_path):
+    """A participatory constitution's [provenance] table (votes, threshold) survives the
+    canonical rewrite, so its content hash still covers where it came from."""
+    src = EXAMPLES.parent / "town_hall" / "town_hall.toml"
+    path = tmp_path / "town_hall.toml"
+    shutil.copy(src, path)
+    before = load_constitution(path)
+    assert before.provenance
+    proposal = parse_proposal({"amendment": {"summary": "e-mail veto"},
+                               "add": [{"id": "no-email-addresses", "statement": "No e-mail.",
+                                        "kind": "veto", "verifier": {"type": "regex",
+                                                                     "pattern": "@"}}]}, "p")
+    res = amend(path, proposal, items(), JUDGE, gate=GATE)
+    assert res.gate.accepted, res.gate.reasons
+    after = load_constitution(path)
+    assert after.provenance == before.provenance and after.hash == res.new.hash
+    assert verify_log(path).ok

@@ -118,7 +118,8 @@ def verify_log(constitution_path: str | Path, *, expect_head: str | None = None)
     if not entries:
         check.problems.append(f"{name}: the log is empty")
         return check
-    prev_hash, prev_new = GENESIS_PREV, None
+    prev_hash: Any = GENESIS_PREV
+    prev_new: Any = None
     for i, e in enumerate(entries):
         where = f"{name}: line {i + 1} (entry seq {e.get('seq')!r})"
         missing = [k for k in ENTRY_FIELDS if k not in e]

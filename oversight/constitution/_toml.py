@@ -32,7 +32,8 @@ def _value(v: Any) -> str:
             raise ValueError(f"cannot write {v} to TOML")
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # a valid TOML basic string
+        # JSON basic-string escapes are TOML escapes, except DEL, which TOML forbids raw
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, dict):
@@ -62,6 +63,9 @@ def to_toml(constitution: Constitution) -> str:
         if "verifier" in d:
             lines.append("[principles.verifier]")
             lines += [f"{_key(k)} = {_value(v)}" for k, v in d["verifier"].items()]
+    if constitution.provenance is not None:  # votes or labels it came from; hashed
+        lines += ["", "[provenance]"]
+        lines += [f"{_key(k)} = {_value(v)}" for k, v in constitution.provenance.items()]
     text = "\n".join(lines) + "\n"
     back = parse_constitution(tomllib.loads(text))
     if back.hash != constitution.hash:  # pragma: no cover - a writer bug, never user input

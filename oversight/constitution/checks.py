@@ -26,8 +26,9 @@ def non_empty(response: str) -> bool:
 def answers_in_language(response: str, prompt: object = None) -> Verdict:
     """Abstains on prompts with no letters (nothing to compare); fails when the prompt is in
     Latin script and the response has no Latin letters at all. A crude, exact check."""
+    turns = prompt if isinstance(prompt, (list, tuple)) else ()
     text = prompt if isinstance(prompt, str) else " ".join(
-        m.get("content", "") for m in (prompt or ()) if isinstance(m, dict))
+        str(m.get("content", "")) for m in turns if isinstance(m, dict))
     if not re.search(r"[^\W\d_]", text):
         return Verdict("abstain", "the prompt has no letters to compare against")
     latin = re.compile(r"[A-Za-z]")

@@ -140,7 +140,8 @@ def apply_proposal(old: Constitution, proposal: Proposal) -> Constitution:
     except ConstitutionError as exc:
         raise ConstitutionError(where, f"the result is not a valid constitution: "
                                 f"{str(exc).removeprefix('<constitution>: ')}") from None
-    return Constitution(new.name, new.version, new.description, new.principles, path=old.path)
+    return Constitution(new.name, new.version, new.description, new.principles, path=old.path,
+                        provenance=old.provenance)
 
 
 def structural_diff(old: Constitution, new: Constitution) -> dict[str, Any]:
