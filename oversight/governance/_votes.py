@@ -202,8 +202,8 @@ def _load_polis(p: Path) -> Votes:
             if str(rec.get("moderated") or "").strip() == "-1":
                 moderated_out.add(cid)
     with open(votes_path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
+        rows = csv.reader(fh)
+        header = next(rows, None)
         if not header or header[0].strip() != "participant":
             raise DataError(str(votes_path), "the first column must be 'participant' (a Polis "
                             "participants-votes.csv)", row=1, field="participant")
@@ -215,7 +215,7 @@ def _load_polis(p: Path) -> Votes:
         keep = [(k, cid) for k, cid in columns if cid not in moderated_out]
         participants: list[str] = []
         rows: list[list[float]] = []
-        for row, rec in enumerate(reader, start=2):
+        for row, rec in enumerate(rows, start=2):
             if not rec:
                 continue
             participants.append(rec[0].strip())
