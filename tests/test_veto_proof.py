@@ -92,10 +92,13 @@ def panels(draw, k=None):
             supports.append([draw(st.sampled_from(GRID)) for _ in range(k)])
         abstain.append(draw(st.booleans()) and draw(st.booleans()))
         weights.append(draw(st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0])))
-    verdict = [draw(st.sampled_from([0.0, 1.0, None])) for _ in range(k)]
+    # A verifier says 0 or 1; grid values in between (0.4 with margin 0.1, 0.5 with margin 0)
+    # put the veto source on the veto boundary, so the model must match the code's inequality.
+    values = st.one_of(st.sampled_from([0.0, 1.0, None]), st.sampled_from(GRID))
+    verdict = [draw(values) for _ in range(k)]
     return dict(supports=supports, abstain=abstain, weights=weights, verdict=verdict,
                 verifier_weight=draw(st.sampled_from([0.5, 1.0, 2.0])),
-                margin=draw(st.sampled_from([0.0, 0.05, 0.1, 0.3, 0.49])),
+                margin=draw(st.sampled_from([0.0, 0.05, 0.1, 0.25, 0.3, 0.45])),
                 quorum=draw(st.integers(1, 5)),
                 supermajority=draw(st.sampled_from([None, 0.5, 0.6, 2 / 3, 0.75, 1.0])))
 
@@ -163,6 +166,16 @@ def test_veto_stage_after_bt_ds_conservative_agrees_with_the_model(p, method):
     assert decode(evaluate(case, method)) == final
     if isinstance(final, int):
         assert p["verdict"][final] != 0.0
+
+
+def test_veto_boundary_matches_the_code():
+    """P(pass) exactly at 0.5 - margin: the model and the code must draw the line alike."""
+    for margin, v in ((0.1, 0.4), (0.0, 0.5), (0.25, 0.25), (0.1, 0.35)):
+        p = dict(supports=[[0.9, 0.1]], abstain=[False], weights=[1.0], verdict=[v, 1.0],
+                 verifier_weight=1.0, margin=margin, quorum=1, supermajority=None)
+        case = concrete_case(p["supports"], p["abstain"], p["weights"], p["verdict"],
+                             p["verifier_weight"], p["margin"], p["quorum"], None)
+        assert decode(evaluate(case, "vote")) == code_final(run_code(p, "vote")), (margin, v)
 
 
 def test_model_and_code_agree_on_hand_picked_cases():
