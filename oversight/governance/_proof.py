@@ -7,11 +7,15 @@ The model mirrors, for one item with K responses, what `oversight.aggregate.aggr
             response, or casts a tie ballot; the verifier critic is a ballot too (its support
             for a response is P(pass), 0 or 1, or missing when it abstained on that response)
   decide    (`_vote.decide`, no supermajority there) weighted tallies (weight 1 for majority),
-            the unique top response wins, an equal top is a tie, no ballots is "abstain"
+            the top response wins unless the runner-up's share is within TIE_TOL (a tie), no
+            ballots is "abstain"
   rules     (`_rules.apply_rules`) quorum on the number of ballots, supermajority on the
             winner's share, then the veto stage: the veto set holds every response a veto
-            source vetoed (`_rules.vetoed_responses`: a pass/fail veto at P(pass) < 0.5 - m,
-            or < 0.5 when m = 0), plus any responses vetoed by other sources (free variables)
+            source vetoed (`_rules.vetoed_responses`: a pass/fail veto at P(pass) <= 0.5 - m,
+            or < 0.5 when m = 0, with the code's TIE_TOL), plus any responses vetoed by other
+            sources (free variables)
+
+Ties and boundaries use the code's absolute tolerance TIE_TOL = 1e-9, as exact rationals.
 
 For Bradley-Terry, Dawid-Skene and conservative fusion, whose decision step is not written
 symbolically, the label entering the rules is a free variable (any response, a tie or an
@@ -40,7 +44,7 @@ from oversight.errors import missing_extra
 TIE, ABSTAIN, NO_QUORUM, NO_SUPERMAJORITY, CONTESTED, VETOED = -1, -2, -3, -4, -5, -6
 CODES = {TIE: "tie", ABSTAIN: "abstain", NO_QUORUM: "no_quorum",
          NO_SUPERMAJORITY: "no_supermajority", CONTESTED: "contested", VETOED: "vetoed"}
-SUPERMAJORITY_EPS = "1/1000000000000"  # the code's 1e-12 slack, as an exact rational
+TIE_TOL = "1/1000000000"  # oversight.aggregate._ballots.TIE_TOL (1e-9), as an exact rational
 SYMBOLIC_METHODS = ("vote", "majority")
 VETO_STAGE_METHODS = ("bt", "ds", "conservative")
 
@@ -108,10 +112,12 @@ def symbolic_case(k: int, n_critics: int) -> PanelCase:
 
 # -- the decision procedure, term by term ----------------------------------------------
 def _ballot(z3: Any, support: Sequence[Any], present: Sequence[Any]) -> tuple[Any, Any]:
-    """(casts a ballot, vote): the unique highest present support, else TIE."""
+    """(casts a ballot, vote): the present support more than TIE_TOL above every other
+    present support, else TIE (`is_tie` in `ballots`)."""
     k = len(support)
+    tol = z3.RealVal(TIE_TOL)
     any_present = z3.Or(*present)
-    is_best = [z3.And(present[r], *[z3.Or(z3.Not(present[j]), support[r] > support[j])
+    is_best = [z3.And(present[r], *[z3.Or(z3.Not(present[j]), support[r] - support[j] > tol)
                                      for j in range(k) if j != r]) for r in range(k)]
     vote: Any = z3.IntVal(TIE)
     for r in reversed(range(k)):
@@ -138,10 +144,13 @@ def vote_stage(case: PanelCase, weighted: bool) -> tuple[Any, Any, Any]:
     top = tally[0]
     for t in tally[1:]:
         top = z3.If(t > top, t, top)
-    unique = z3.Sum(*[z3.If(t == top, z3.IntVal(1), z3.IntVal(0)) for t in tally]) == 1
     winner: Any = z3.IntVal(TIE)
-    for r in reversed(range(k)):
+    for r in reversed(range(k)):  # argmax: the first response with the top tally
         winner = z3.If(tally[r] == top, z3.IntVal(r), winner)
+    # `decide`: tied when the runner-up's share is within TIE_TOL of the winner's share
+    tol = z3.RealVal(TIE_TOL)
+    unique = z3.Not(z3.Or(*[z3.And(winner != r, top - tally[r] <= tol * total)
+                            for r in range(k)]))
     label = z3.If(total > 0, z3.If(unique, winner, z3.IntVal(TIE)),
                   z3.If(n > 0, z3.IntVal(TIE), z3.IntVal(ABSTAIN)))
     share = z3.If(total > 0, top / z3.If(total > 0, total, z3.RealVal(1)), z3.RealVal(0))
@@ -151,11 +160,13 @@ def vote_stage(case: PanelCase, weighted: bool) -> tuple[Any, Any, Any]:
 def veto_set(case: PanelCase) -> list[Any]:
     """`vetoed_responses` for the verifier's pass/fail rows, plus the other veto sources."""
     z3 = _z3()
-    m, half = case.margin, z3.RealVal("1/2")
+    m, half, tol = case.margin, z3.RealVal("1/2"), z3.RealVal(TIE_TOL)
     out = []
     for r in range(case.k):
         v, ok = case.verdict[r], _as_bool(z3, case.answered[r])
-        by_verifier = z3.And(ok, z3.Or(v < half - m, z3.And(m == 0, v < half)))
+        # `_beyond(1 - P(pass), m)`: P(pass) <= 0.5 - m (within TIE_TOL); strictly below
+        # 0.5 (beyond TIE_TOL) when m = 0
+        by_verifier = z3.And(ok, z3.If(m == 0, v < half - tol, v <= half - m + tol))
         out.append(z3.Or(by_verifier, _as_bool(z3, case.other_veto[r])))
     return out
 
@@ -164,7 +175,7 @@ def rules_stage(case: PanelCase, label: Any, share: Any, n: Any, vetoed: Sequenc
     """`apply_rules`: quorum, supermajority, then the veto stage. Returns the final code."""
     z3 = _z3()
     k = case.k
-    eps = z3.RealVal(SUPERMAJORITY_EPS)
+    eps = z3.RealVal(TIE_TOL)
     lab = z3.If(n < case.quorum, z3.IntVal(NO_QUORUM),
                 z3.If(z3.And(_as_bool(z3, case.supermajority_on), label >= 0,
                              share < case.supermajority - eps),
