@@ -310,6 +310,12 @@ app.command("serve-reward")(serve_reward_cmd)
 app.add_typer(train_app, name="train")
 
 
+# Judge quality against reference labels (oversight/cli/_evaluate.py).
+from oversight.cli._evaluate import evaluate_cmd  # noqa: E402
+
+app.command("evaluate")(evaluate_cmd)
+
+
 def main() -> None:
     try:
         app()
