@@ -33,6 +33,7 @@ class Aggregation:
     rules: PanelRules
     model: Any = None
     provenance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    calibration: pd.DataFrame | None = None  # removed position priors (calibrate=...)
 
     def flagged(self, flags: Sequence[str] = FLAG_COLUMNS) -> pd.DataFrame:
         bad = [f for f in flags if f not in FLAG_COLUMNS]
@@ -112,10 +113,23 @@ def _provenance(judgments: pd.DataFrame) -> pd.DataFrame:
 def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None, *,
               method: str = "vote", rules: PanelRules | None = None,
               critic_weights: Mapping[str, float] | str | None = None,
-              gold: Mapping[str, int] | None = None, **options: Any) -> Aggregation:
-    """Fuse judgments into per-item decisions. `method`: vote, majority, bt, ds, conservative."""
+              gold: Mapping[str, int] | None = None, calibrate: str | None = None,
+              calibrate_share: float = 0.1, **options: Any) -> Aggregation:
+    """Fuse judgments into per-item decisions. `method`: vote, majority, bt, ds, conservative.
+
+    `calibrate`: "batch" or "pride" removes each critic's prior over positions before
+    voting, estimated from the run without labels (see `oversight.aggregate._calibration`);
+    `calibrate_share` is PriDe's share of items used to estimate it. The removed priors are
+    in `Aggregation.calibration`.
+    """
     if method not in METHODS:
         raise ValueError(f"method={method!r}: use one of {', '.join(METHODS)}")
+    priors = None
+    if calibrate is not None:
+        from oversight.aggregate._calibration import calibrate_positions
+
+        judgments, priors = calibrate_positions(judgments, calibrate,
+                                                sample_share=calibrate_share)
     rules = rules or PanelRules()
     item_ids = [it.id for it in items] if items is not None else list(
         pd.unique(judgments["item_id"]))
@@ -161,4 +175,4 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     cols = ["item_id", "final", "label", "p0", "margin", "share", "entropy", "n_critics",
             *FLAG_COLUMNS, "veto_override", "vetoed", "n_position_flips", "critic_p0_std"]
     return Aggregation(method=method, decisions=dec[cols], rules=rules, model=model,
-                       provenance=_provenance(judgments))
+                       provenance=_provenance(judgments), calibration=priors)
