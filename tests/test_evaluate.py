@@ -143,3 +143,35 @@ def test_evaluate_without_labels_names_the_fix():
 
     with pytest.raises(OversightError, match="no reference labels"):
         evaluate(Analysis.from_result(_run(items)))
+
+
+def test_demo_pairs_are_labelled_and_length_balanced():
+    from oversight.data import demo_pairs_path, load_comparisons
+
+    items = list(load_comparisons(demo_pairs_path()))
+    assert len(items) == 24 and all(it.reference is not None for it in items)
+    better_shorter = sum(len(it.responses[it.reference]) < len(it.responses[1 - it.reference])
+                         for it in items)
+    assert better_shorter == 12
+    assert sum(it.reference == 0 for it in items) == 12
+
+
+def test_demo_prints_agreement_baselines_and_a_verdict():
+    from rich.console import Console
+
+    from oversight.cli._demo import _print_quality
+    from oversight.data import demo_pairs_path, load_comparisons
+
+    items = list(load_comparisons(demo_pairs_path()))
+
+    def shorter(ctx):
+        a, b = ctx.responses
+        return 0.9 if len(a) < len(b) else 0.1
+
+    panel = Panel([Critic(builtin("harmlessness"), FunctionBackend(shorter, name="s"),
+                          name="shorty", principles=1)])
+    console = Console(record=True, width=300)
+    _print_quality(console, panel.judge(items))
+    text = console.export_text()
+    assert "shorty 0.50 (" in text and "prefer shorter 0.50" in text
+    assert "Verdict: the panel does not beat the best length baseline" in text
