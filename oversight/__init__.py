@@ -16,7 +16,7 @@ from oversight.errors import (
     OversightError,
     PanelFileError,
 )
-from oversight.panel import LocalExecutor, Panel, PanelResult, RayExecutor
+from oversight.panel import Escalation, LocalExecutor, Panel, PanelResult, RayExecutor
 from oversight.store import JudgmentStore
 
 __version__ = "0.1.0"
@@ -29,6 +29,7 @@ __all__ = [
     "ConstitutionError",
     "Critic",
     "DataError",
+    "Escalation",
     "FunctionBackend",
     "Judgment",
     "JudgmentStore",
