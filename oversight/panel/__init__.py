@@ -12,5 +12,6 @@ from oversight.panel._executors import (
 from oversight.panel._panel import Panel, PanelResult
 from oversight.panel._stats import wilson_ci
 
-__all__ = ["ESCALATION_FLAGS", "Escalation", "EscalationRecord", "Executor", "LocalExecutor", "Panel", "PanelResult", "RayExecutor", "WorkUnit",
+__all__ = ["ESCALATION_FLAGS", "Escalation", "EscalationRecord",
+           "Executor", "LocalExecutor", "Panel", "PanelResult", "RayExecutor", "WorkUnit",
            "judge_unit", "work_units", "wilson_ci"]
