@@ -49,7 +49,7 @@ def test_reward_model_critic_values_are_sigmoids_of_rewards(tmp_path):
         item = next(it for it in items if it.id == j.item_id)
         r = _direct_reward(be, item, item.responses[int(j.order)])
         assert j.value == pytest.approx(1 / (1 + math.exp(-r)), abs=1e-5)
-        assert f'"reward:response": {round(r, 6)}' in j.raw or "reward:response" in j.raw
+        assert "reward:response" in j.raw
     pw = Critic(builtin("helpfulness"), be, mode="pairwise", principles=1, name="rm-pw")
     js = pw.judge(items)
     for it in items:
