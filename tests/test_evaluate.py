@@ -175,3 +175,39 @@ def test_demo_prints_agreement_baselines_and_a_verdict():
     text = console.export_text()
     assert "shorty 0.50 (" in text and "prefer shorter 0.50" in text
     assert "Verdict: the panel does not beat the best length baseline" in text
+
+
+def test_report_has_the_quality_section_with_marks():
+    from oversight.report import render_html
+
+    page = render_html(Analysis.from_result(_run(_items(30))), contested=2)
+    assert "Judge quality against reference labels" in page
+    assert "BENCH workload=evaluate" in page
+    assert "DOES NOT CLEAR" in page and ">clears<" in page  # length judge vs oracle
+
+
+def test_cli_evaluate_prints_table_marks_and_bench_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from oversight.cli._app import app
+
+    items = _items(30)
+    c = builtin("harmlessness")
+    Panel([Critic(c, FunctionBackend(f, name=n), name=n, principles=1)
+           for n, f in (("length_judge", _longer), ("oracle", _oracle))]).judge(
+        items, store=tmp_path / "judgments.sqlite")
+    out = CliRunner().invoke(app, ["evaluate", str(tmp_path), "--out",
+                                   str(tmp_path / "q.csv")])
+    assert out.exit_code == 0, out.output
+    assert "does not clear" in out.output and "baseline: shorter" in out.output
+    last = out.output.strip().splitlines()[-1]
+    assert last.startswith("BENCH workload=evaluate n=30 best_critic=oracle:1.000 ")
+    import pandas as pd
+
+    assert set(pd.read_csv(tmp_path / "q.csv")["subset"]) >= {"all", "chosen longer"}
+    empty = tmp_path / "nolabels"
+    Panel([Critic(c, FunctionBackend(_first, name="f"), name="f", principles=1)]).judge(
+        [Comparison(it.prompt, it.responses) for it in items[:3]],
+        store=empty / "judgments.sqlite")
+    bad = CliRunner().invoke(app, ["evaluate", str(empty)])
+    assert bad.exit_code == 2 and "no reference labels in this run" in bad.output
