@@ -17,7 +17,7 @@ from oversight.store import JudgmentStore, run_store
 
 def run_aggregate(console: Console, run_dir: Path, *, method: str, out: Path | None,
                   quorum: int, supermajority: float | None, min_margin: float,
-                  drop_flags: list[str], gold: bool) -> None:
+                  drop_flags: list[str], gold: bool, calibrate: str | None = None) -> None:
     db_path = run_store(run_dir)
     bad = [f for f in drop_flags if f not in FLAG_COLUMNS]
     if bad:
@@ -38,8 +38,12 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str, out: Path | N
     rules = PanelRules(quorum=quorum, supermajority=supermajority, veto_critics=veto)
     ref = {it.id: it.reference for it in items if it.reference is not None}
     agg = aggregate(judgments, items, method=method, rules=rules, critic_weights=weights,
-                    gold=ref if gold else None)
+                    gold=ref if gold else None, calibrate=calibrate)
     dec = agg.decisions
+    if agg.calibration is not None:
+        console.print(f"position priors removed ({calibrate}): " + ", ".join(
+            f"{r.critic} P(first)={r.prior:.3f} from {r.n_items} items"
+            for r in agg.calibration.itertuples()), highlight=False)
     console.print(f"{method}: {len(dec)} items, {judgments['critic'].nunique()} critics, "
                   f"{len(judgments)} judgments", highlight=False)
     flags = Table(title="Disagreement flags")

@@ -195,6 +195,8 @@ def aggregate_cmd(
     drop_flags: str = typer.Option("", help="Comma-separated flags whose items are dropped."),
     gold: bool = typer.Option(False, help="ds only: use reference labels as gold "
                               "(semi-supervised Dawid-Skene)."),
+    calibrate: str | None = typer.Option(None, help="Remove each critic's position prior "
+                                         "before voting, without labels: batch | pride."),
 ) -> None:
     """Fuse a run's judgments into preferences; print flags and agreement statistics."""
     from oversight.cli._aggregate import run_aggregate
@@ -202,7 +204,8 @@ def aggregate_cmd(
     try:
         run_aggregate(console, run_dir, method=method, out=out, quorum=quorum,
                       supermajority=supermajority, min_margin=min_margin,
-                      drop_flags=[f for f in drop_flags.split(",") if f], gold=gold)
+                      drop_flags=[f for f in drop_flags.split(",") if f], gold=gold,
+                      calibrate=calibrate)
     except (OversightError, ValueError) as exc:
         _fail(exc)
 
