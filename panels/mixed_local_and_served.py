@@ -8,7 +8,7 @@ tensor-parallel on a cluster:
         --enable-prefix-caching --max-logprobs 20        # on the GPU node(s)
     export OVERSIGHT_SERVED_URL=http://gpu-node:8000/v1
     export OVERSIGHT_SERVED_MODEL=meta-llama/Llama-3.1-70B-Instruct
-    oversight judge --panel panels/mixed_local_and_served.py --data PAIRS.jsonl --out runs/NAME
+    oversight judge --panel mixed_local_and_served --data PAIRS.jsonl --out runs/NAME
 
 OVERSIGHT_SMALL_MODEL (optional) replaces the small model with any Hugging Face id or path.
 The two critics use different backends, so with `RayExecutor` each gets its own actors: the
@@ -16,17 +16,14 @@ small model's actors hold the weights, the served critic's actors only hold HTTP
 """
 
 import os
-from pathlib import Path
 
 from oversight import Critic, Panel, TransformersBackend, load_constitution
 from oversight.backends import OpenAIBackend
 
-CONSTITUTIONS = Path(__file__).resolve().parent.parent / "constitutions"
-
 
 def build_panel() -> Panel:
-    url = os.environ.get("OVERSIGHT_SERVED_URL")
-    model = os.environ.get("OVERSIGHT_SERVED_MODEL")
+    url = os.environ.get("OVERSIGHT_SERVED_URL", "")
+    model = os.environ.get("OVERSIGHT_SERVED_MODEL", "")
     unset = [name for name, value in (("OVERSIGHT_SERVED_URL", url),
                                       ("OVERSIGHT_SERVED_MODEL", model)) if not value]
     if unset:
@@ -34,12 +31,13 @@ def build_panel() -> Panel:
                          "base URL (e.g. http://gpu-node:8000/v1) and the model name it serves")
     # The embedded SmolLM2-135M-Instruct, unless OVERSIGHT_SMALL_MODEL names an id or path.
     small = TransformersBackend(os.environ.get("OVERSIGHT_SMALL_MODEL") or None)
+    assert url is not None and model is not None  # both checked just above
     big = OpenAIBackend(model, url, concurrency=32, timeout_s=120, max_retries=4)
     return Panel(
         [
-            Critic(load_constitution(CONSTITUTIONS / "harmlessness.toml"), small,
+            Critic(load_constitution("harmlessness"), small,
                    principles=1, swap=True, name="harmlessness_small"),
-            Critic(load_constitution(CONSTITUTIONS / "helpfulness.toml"), big,
+            Critic(load_constitution("helpfulness"), big,
                    principles="all", swap=True, name="helpfulness_big"),
         ],
         name="mixed_local_and_served",

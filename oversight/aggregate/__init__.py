@@ -4,6 +4,7 @@ Aggregators follow sklearn/crowd-kit: `fit(judgments)` on the long judgments tab
 results end in `_`. Numeric cores are pure numpy/scipy functions.
 """
 
+from oversight._deprecated import moved
 from oversight.aggregate._aggregate import FLAG_COLUMNS, METHODS, Aggregation, aggregate
 from oversight.aggregate._agreement import (
     agreement_summary,
@@ -18,8 +19,8 @@ from oversight.aggregate._agreement import (
     principle_conflict_graph,
 )
 from oversight.aggregate._ballots import critic_p0, pairwise_rows, response_support
+from oversight.aggregate._baselines import BASELINES, baseline_agreement
 from oversight.aggregate._bradley_terry import (
-    AggregationWarning,
     BradleyTerry,
     StrengthFit,
     bt_batched,
@@ -46,7 +47,6 @@ from oversight.aggregate._plackett_luce import (
     plackett_luce_batched,
 )
 from oversight.aggregate._quality import (
-    BASELINES,
     baseline_verdicts,
     judge_scores,
     length_control,
@@ -67,7 +67,7 @@ __all__ = [
     "quality_table",
     "wilson_interval",
     "FLAG_COLUMNS",
-    "AggregationWarning",
+    "baseline_agreement",
     "BradleyTerry",
     "PlackettLuce",
     "StrengthFit",
@@ -109,3 +109,6 @@ __all__ = [
     "response_support",
     "tally",
 ]
+
+__getattr__ = moved("oversight.aggregate",
+                    {"AggregationWarning": "oversight.errors.AggregationWarning"})

@@ -14,7 +14,7 @@ from oversight.cli._progress import judging_progress
 from oversight.cli._tables import pairs_table
 from oversight.constitution import builtin
 from oversight.critics import Critic
-from oversight.data import demo_pairs_path, load_comparisons
+from oversight.data import load_comparisons
 from oversight.panel import Panel, PanelResult
 
 DEMO_CONSTITUTIONS = ("harmlessness", "helpfulness", "honesty")
@@ -34,7 +34,7 @@ def run_demo(console: Console, *, limit: int | None = None, principles: int = 1,
                   "first use)...")
     backend.load()
     console.print(f"model loaded in {backend.load_seconds:.1f} s", highlight=False)
-    items = load_comparisons(demo_pairs_path(), limit=limit)
+    items = load_comparisons("demo", limit=limit)
     panel = demo_panel(backend, principles)
     topics = {it.id: str(it.meta.get("topic", "")) for it in items}
     with tempfile.TemporaryDirectory() as tmp:

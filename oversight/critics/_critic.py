@@ -321,9 +321,10 @@ class Critic:
             j.status, j.reason, j.raw = "error", res.error, res.text
             return j
         if res.logprobs is not None:
-            probs, mass = normalize(res.logprobs)
             if self.mode == "score":
                 probs, mass = _score_probs(res.logprobs)
+            else:
+                probs, mass = normalize(res.logprobs)
             j.raw = json.dumps({"choices": dict(zip(choices, [round(p, 6) for p in probs])),
                                 "top": res.top}, ensure_ascii=False)
             j.choice_mass = mass

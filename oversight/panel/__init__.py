@@ -4,14 +4,15 @@ from oversight.panel._escalation import ESCALATION_FLAGS, Escalation, Escalation
 from oversight.panel._executors import (
     Executor,
     LocalExecutor,
-    RayExecutor,
     WorkUnit,
     judge_unit,
     work_units,
 )
 from oversight.panel._panel import Panel, PanelResult
+from oversight.panel._ray import RayExecutor
+from oversight.panel._scorer import PanelScorer, ScoredBatch, completion_text
 from oversight.panel._stats import wilson_ci
 
-__all__ = ["ESCALATION_FLAGS", "Escalation", "EscalationRecord",
-           "Executor", "LocalExecutor", "Panel", "PanelResult", "RayExecutor", "WorkUnit",
-           "judge_unit", "work_units", "wilson_ci"]
+__all__ = ["ESCALATION_FLAGS", "Escalation", "EscalationRecord", "Executor", "LocalExecutor",
+           "Panel", "PanelResult", "PanelScorer", "RayExecutor", "ScoredBatch", "WorkUnit",
+           "completion_text", "judge_unit", "work_units", "wilson_ci"]
