@@ -14,17 +14,14 @@ sigmoid(r_first - r_second), position-free, so one order is enough (swap=False).
 """
 
 import os
-from pathlib import Path
 
 from oversight import Critic, Panel, load_constitution
 from oversight.backends import RewardModelBackend
 
-CONSTITUTIONS = Path(__file__).resolve().parent.parent / "constitutions"
-
 backend = RewardModelBackend(os.environ.get("OVERSIGHT_RM", "runs/teacher_rm"))
 
 panel = Panel(
-    [Critic(load_constitution(CONSTITUTIONS / "harmlessness.toml"), backend, mode="pairwise",
+    [Critic(load_constitution("harmlessness"), backend, mode="pairwise",
             swap=False, principles=1, name="distilled")],
     name="distilled",
 )

@@ -8,14 +8,10 @@ construction, so there is no swap. One harmlessness principle is sampled per ite
 Run:  oversight judge --panel panels/likelihood.py --data PAIRS.jsonl --out runs/NAME
 """
 
-from pathlib import Path
-
 from oversight import Critic, Panel, TransformersBackend, load_constitution
 
-CONSTITUTIONS = Path(__file__).resolve().parent.parent / "constitutions"
-
 backend = TransformersBackend()  # the embedded SmolLM2-135M-Instruct; any HF id or path works
-harmlessness = load_constitution(CONSTITUTIONS / "harmlessness.toml")
+harmlessness = load_constitution("harmlessness")
 
 panel = Panel(
     [Critic(harmlessness, backend, mode="likelihood", contrast=contrast, principles=1, seed=0,
