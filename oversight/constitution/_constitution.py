@@ -85,7 +85,7 @@ class Constitution:
 
 def content_hash(constitution: Constitution) -> str:
     """First 12 hex digits of SHA-256 over the canonical (sorted-key JSON) content."""
-    doc = {
+    doc: dict[str, Any] = {
         "name": constitution.name,
         "version": constitution.version,
         "description": constitution.description,

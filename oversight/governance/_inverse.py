@@ -86,11 +86,11 @@ def candidate_pool(constitutions: Sequence[Constitution | str | Path] = (),
         cname = const.name.replace("_", "-")
         for p in const.principles:
             add(p, f"{cname}-{p.id}", f"{const.name}/{p.id}")
-    for p in principles:
-        if isinstance(p, str):
-            add(principle_from_statement(p, _slug(p)), _slug(p), "user")
+    for q in principles:
+        if isinstance(q, str):
+            add(principle_from_statement(q, _slug(q)), _slug(q), "user")
         else:
-            add(p, p.id, next((t[7:] for t in p.tags if t.startswith("source:")), "user"))
+            add(q, q.id, next((t[7:] for t in q.tags if t.startswith("source:")), "user"))
     if not out:
         raise ValueError("the candidate pool is empty: give constitutions and/or principles")
     return Constitution(name=name, version="1", description="candidate principles",

@@ -202,8 +202,8 @@ def _load_polis(p: Path) -> Votes:
             if str(rec.get("moderated") or "").strip() == "-1":
                 moderated_out.add(cid)
     with open(votes_path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
+        vote_lines = csv.reader(fh)
+        header = next(vote_lines, None)
         if not header or header[0].strip() != "participant":
             raise DataError(str(votes_path), "the first column must be 'participant' (a Polis "
                             "participants-votes.csv)", row=1, field="participant")
@@ -215,13 +215,13 @@ def _load_polis(p: Path) -> Votes:
         keep = [(k, cid) for k, cid in columns if cid not in moderated_out]
         participants: list[str] = []
         rows: list[list[float]] = []
-        for row, rec in enumerate(reader, start=2):
-            if not rec:
+        for row, line in enumerate(vote_lines, start=2):
+            if not line:
                 continue
-            participants.append(rec[0].strip())
+            participants.append(line[0].strip())
             values = []
             for k, cid in keep:
-                cell = rec[k].strip() if k < len(rec) else ""
+                cell = line[k].strip() if k < len(line) else ""
                 values.append(np.nan if cell == "" else _polis_vote(str(votes_path), row, cid,
                                                                      cell))
             rows.append(values)

@@ -8,6 +8,12 @@ helpers send contested items to humans and bring their labels back as a `human` 
 from oversight.report._analysis import HUMAN, Analysis, expected_calibration_error
 from oversight.report._evaluate import Evaluation, evaluate
 from oversight.report._html import render_html, write_report
+from oversight.report._overopt import (
+    is_overopt_run,
+    overopt_figures,
+    render_overopt_html,
+    write_overopt_report,
+)
 from oversight.report._plots import Plots
 from oversight.report._review import export_queue, import_labels
 
@@ -20,6 +26,10 @@ __all__ = [
     "expected_calibration_error",
     "export_queue",
     "import_labels",
+    "is_overopt_run",
+    "overopt_figures",
+    "render_overopt_html",
+    "write_overopt_report",
     "render_html",
     "write_report",
 ]
