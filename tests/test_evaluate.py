@@ -211,3 +211,16 @@ def test_cli_evaluate_prints_table_marks_and_bench_line(tmp_path):
         store=empty / "judgments.sqlite")
     bad = CliRunner().invoke(app, ["evaluate", str(empty)])
     assert bad.exit_code == 2 and "no reference labels in this run" in bad.output
+
+
+def test_partial_run_decisions_stay_indices_and_yield_preferences():
+    from oversight.aggregate import aggregate
+
+    items = _items(6)
+    res = _run(items[:4])  # two items never judged, as in a run stopped early
+    agg = aggregate(res.judgments, items)
+    finals = agg.decisions.set_index("item_id")["final"]
+    judged = [finals[it.id] for it in items[:4]]
+    assert not any(isinstance(v, (float, np.floating)) for v in judged)
+    decided = sum(isinstance(v, (int, np.integer)) for v in judged)
+    assert decided >= 2 and len(agg.preferences(items)) == decided

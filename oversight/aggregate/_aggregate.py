@@ -166,6 +166,10 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     dec = dec.reindex(item_ids)
     dec["n_critics"] = vres["n_ballots"].reindex(dec.index).fillna(0).astype(int)
     dec["label"] = dec["label"].astype(object).where(dec["label"].notna(), "abstain")
+    # Items nobody judged (a partial run) make the reindexed labels float: 0.0 -> 0, so a
+    # decided item stays an index and still yields a preference row.
+    dec["label"] = [int(v) if isinstance(v, (float, np.floating)) and float(v).is_integer()
+                    else v for v in dec["label"]]
     dec = dec.reset_index().rename(columns={"index": "item_id"})
     flags = disagreement_flags(judgments, item_ids, rules)
     dec = dec.merge(flags, on="item_id", how="left")
