@@ -203,18 +203,20 @@ def check_judgments(judgments: pd.DataFrame) -> None:
             "(the long format that Panel.judge returns)")
     ok = (judgments["status"] == "ok").to_numpy()
     mode = judgments["mode"].to_numpy()
-    bad_mode = ok & ~np.isin(mode, ("pairwise", "score", "passfail"))
+    bad_mode = ok & ~np.isin(mode, ("pairwise", "score", "passfail", "likelihood"))
     if bad_mode.any():
         r = judgments[bad_mode].iloc[0]
         raise AggregationInputError(
             f"judgments: item {r['item_id']!r}, critic {r['critic']!r}, principle "
-            f"{r['principle']!r}: unknown mode {r['mode']!r}; use pairwise, score or passfail")
+            f"{r['principle']!r}: unknown mode {r['mode']!r}; use pairwise, score, passfail or "
+            "likelihood")
     value = pd.to_numeric(judgments["value"], errors="coerce").to_numpy(dtype=float)
     nan = ok & np.isnan(value)
     if nan.any():
         raise _bad_row(judgments, nan, "status 'ok' needs a number (NaN or missing value); "
                        "mark unusable output as 'abstain'")
-    prob = ok & np.isin(mode, ("pairwise", "passfail")) & ((value < 0) | (value > 1))
+    prob = ok & np.isin(mode, ("pairwise", "passfail", "likelihood")) \
+        & ((value < 0) | (value > 1))
     if prob.any():
         raise _bad_row(judgments, prob, "a probability must lie in [0, 1]")
     lo, hi = SCORE_RANGE
