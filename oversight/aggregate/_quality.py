@@ -26,21 +26,13 @@ import numpy as np
 import pandas as pd
 
 from oversight.aggregate._ballots import pairwise_rows, response_support
+from oversight.aggregate._stats import wilson_ci
 
-Z95 = 1.959963984540054
 BASELINES = ("first shown", "longer", "shorter", "random")
 TIE = -1
 
 
-def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion; half-credit successes allowed."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+wilson_interval = wilson_ci  # one definition, in oversight.aggregate._stats
 
 
 def verdict_of(score: Any, eps: float = 1e-12) -> np.ndarray:
