@@ -240,11 +240,12 @@ def quality_table(items: pd.DataFrame, verdicts: pd.DataFrame, *,
                    ref[mask])
         for n in names:
             v = aligned[n]
-            col = {c: v[c].to_numpy(dtype=float)[mask] if c in v else None
-                   for c in ("verdict", "verdict_fwd", "verdict_rev", "p_first")}
+            cols = {c: v[c].to_numpy(dtype=float)[mask] if c in v else None
+                    for c in ("verdict_fwd", "verdict_rev", "p_first")}
             rows.append({"subset": subset, **quality_rows(
-                n, kinds[n], col["verdict"], r, a, b, verdict_fwd=col["verdict_fwd"],
-                verdict_rev=col["verdict_rev"], p_first=col["p_first"], sigma=sigma)})
+                n, kinds[n], v["verdict"].to_numpy(dtype=float)[mask], r, a, b,
+                verdict_fwd=cols["verdict_fwd"], verdict_rev=cols["verdict_rev"],
+                p_first=cols["p_first"], sigma=sigma)})
         rows.append({"subset": subset, **quality_rows("reference", "reference", r, r, a, b,
                                                       sigma=sigma)})
         for bname in BASELINES:
