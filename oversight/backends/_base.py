@@ -49,6 +49,7 @@ class ChoiceResult:
     top: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     truncated: bool = False  # text generation stopped at its token limit
+    choice_tokens: tuple[int, ...] | None = None  # tokens per choice, where the backend knows
     # A backend's own explanation: the reason for an abstention when neither logprobs nor text
     # is set (e.g. a verifier that cannot decide), otherwise why it gave its verdict.
     note: str | None = None

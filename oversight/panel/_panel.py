@@ -17,6 +17,12 @@ from typing import Any
 
 from oversight.critics import JUDGMENT_COLUMNS, Critic, Judgment
 from oversight.data import Comparison, load_comparisons
+from oversight.panel._escalation import (
+    Escalation,
+    EscalationRecord,
+    apply_escalation,
+    contested,
+)
 from oversight.panel._executors import Executor, LocalExecutor, WorkUnit, work_units
 from oversight.panel._run import is_run_store, write_run
 from oversight.store import JudgmentStore
@@ -30,7 +36,8 @@ class Panel:
 
     def __init__(self, critics: Sequence[Critic], *, name: str = "panel",
                  aggregator: str = "vote", rules: Any = None,
-                 aggregator_options: dict[str, Any] | None = None) -> None:
+                 aggregator_options: dict[str, Any] | None = None,
+                 escalation: Escalation | None = None) -> None:
         critics = list(critics)
         if not critics:
             raise ValueError("a Panel needs at least one critic")
@@ -51,6 +58,12 @@ class Panel:
         self.name = name
         self.aggregator = aggregator
         self.aggregator_options = dict(aggregator_options or {})
+        self.escalation = escalation
+        if escalation is not None:
+            clash = sorted(set(names) & {c.name for c in escalation.critics})
+            if clash:
+                raise ValueError(f"escalation critics must differ from the panel's critics; "
+                                 f"repeated: {', '.join(clash)}")
         veto = tuple(c.name for c in critics if c.veto)
         self.rules = rules or PanelRules(veto_critics=veto)
         if veto and not set(veto) <= set(self.rules.veto_critics):
@@ -136,10 +149,36 @@ class Panel:
         names = {c.fingerprint: c.name for c in self.critics}
         for j in collected:
             j.critic = names.get(j.fingerprint, j.critic)
-        return PanelResult(items=items, judgment_rows=collected,
-                           critics=[c.config() for c in self.critics], skipped=list(skipped),
-                           aggregator=self.aggregator, rules=self.rules,
-                           aggregator_options=self.aggregator_options)
+        result = PanelResult(items=items, judgment_rows=collected,
+                             critics=[c.config() for c in self.critics], skipped=list(skipped),
+                             aggregator=self.aggregator, rules=self.rules,
+                             aggregator_options=self.aggregator_options)
+        if self.escalation is not None:
+            result.escalation = self._escalate(result, store, batch_size=batch_size,
+                                               progress=progress, executor=executor)
+        return result
+
+    def _escalate(self, result: PanelResult, store: Any, **judge_options: Any
+                  ) -> EscalationRecord:
+        """Send the cheap panel's contested items to the strong critics or to review."""
+        esc = self.escalation
+        assert esc is not None
+        flagged = contested(result.aggregate().decisions, result.judgments, esc.flags,
+                            esc.min_margin)
+        flagged["to"] = esc.to
+        record = EscalationRecord(items=flagged, to=esc.to, n_items=len(result.items),
+                                  critics=[c.name for c in esc.critics])
+        if esc.to == "critic":
+            record.if_all = sum(len(c.tasks(result.items)) for c in esc.critics)
+            wanted = set(flagged["item_id"])
+            chosen = [it for it in result.items if it.id in wanted]
+            if chosen:
+                strong = Panel(esc.critics, name=f"{self.name}:escalation",
+                               aggregator=self.aggregator,
+                               aggregator_options=self.aggregator_options)
+                record.strong = strong.judge(chosen, store=store, **judge_options)
+                record.spent = sum(len(c.tasks(chosen)) for c in esc.critics)
+        return record
 
 
 @dataclass
@@ -153,6 +192,7 @@ class PanelResult:
     aggregator: str = "vote"
     rules: Any = None
     aggregator_options: dict[str, Any] = field(default_factory=dict)
+    escalation: EscalationRecord | None = None
 
     def aggregate(self, method: str | None = None, **options: Any) -> Any:
         """Run an aggregator (default: the panel's) with the panel's rules; see
@@ -167,9 +207,12 @@ class PanelResult:
         weights = opts.pop("critic_weights", None) or {
             c["name"]: float(c.get("weight", 1.0)) for c in self.critics if c["name"] in present}
         gold = opts.pop("gold", None)
-        return aggregate(judgments, self.items, method=method or self.aggregator,
-                         rules=opts.pop("rules", self.rules), critic_weights=weights,
-                         gold=gold, **opts)
+        agg = aggregate(judgments, self.items, method=method or self.aggregator,
+                        rules=opts.pop("rules", self.rules), critic_weights=weights,
+                        gold=gold, **opts)
+        if self.escalation is not None:
+            agg = apply_escalation(agg, self.escalation, judgments)
+        return agg
 
     @property
     def aggregation(self) -> Any:
