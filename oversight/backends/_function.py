@@ -37,11 +37,15 @@ class FunctionBackend:
         self.model_id = name or f"function:{getattr(judge, '__qualname__', repr(judge))}"
 
     def fingerprint(self) -> str:
-        try:
-            src = inspect.getsource(self._judge)
-        except (OSError, TypeError):
-            src = repr(self._judge)
-        return f"{self.model_id}#{hashlib.sha256(src.encode()).hexdigest()[:12]}"
+        """Name + a hash of the judge's source, read once (getsource costs a file read)."""
+        digest = self.__dict__.get("_source_digest")
+        if digest is None:
+            try:
+                src = inspect.getsource(self._judge)
+            except (OSError, TypeError):
+                src = repr(self._judge)
+            digest = self._source_digest = hashlib.sha256(src.encode()).hexdigest()[:12]
+        return f"{self.model_id}#{digest}"
 
     def spec(self) -> BackendSpec:
         """Rebuild on a Ray actor: the functions travel by reference (module-level functions

@@ -12,6 +12,7 @@ import json
 import re
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,8 +57,9 @@ class Constitution:
     principles: tuple[Principle, ...]
     path: str | None = field(default=None, compare=False)
 
-    @property
+    @cached_property
     def hash(self) -> str:
+        """The content hash, computed once: the constitution is frozen, so it cannot change."""
         return content_hash(self)
 
     def __len__(self) -> int:

@@ -19,6 +19,7 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property, partial
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ from oversight.critics._parse import normalize, parse_choice
 from oversight.data import Comparison
 
 MODES = ("pairwise", "score", "passfail")
+# The order strings of 2- and 3-way items, made once (one shared string per order).
+_ORDER_TEXT = {shown: ",".join(map(str, shown)) for shown in
+               [(0,), (1,), (2,), (0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)]}
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,9 @@ class Task:
     principle: Principle
     shown: tuple[int, ...]
 
-    @property
+    @cached_property
     def order(self) -> str:
-        return ",".join(str(i) for i in self.shown)
+        return _ORDER_TEXT.get(self.shown) or ",".join(str(i) for i in self.shown)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -131,9 +135,23 @@ class Critic:
         """The prompt template's version (part of the fingerprint and of every judgment)."""
         return T.HARDENED_VERSION if self.hardened else T.TEMPLATE_VERSION
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Any change (a new backend, mode, ...) may change the identity: compute it again.
+        self.__dict__.pop("_fingerprint", None)
+        object.__setattr__(self, name, value)
+
     @property
     def fingerprint(self) -> str:
-        """Model + constitution hash + template + mode + verdict options: keys the cache."""
+        """Model + constitution hash + template + mode + verdict options: keys the cache.
+
+        Computed once and kept on the critic (assigning any attribute recomputes it), so a
+        judgment costs no hashing."""
+        fp = self.__dict__.get("_fingerprint")
+        if fp is None:
+            fp = self.__dict__["_fingerprint"] = self._compute_fingerprint()
+        return fp
+
+    def _compute_fingerprint(self) -> str:
         doc = {
             "backend": self.backend.fingerprint(),
             "constitution": self.constitution.hash,
@@ -212,24 +230,40 @@ class Critic:
                 gen_tokens[i] = g.prompt_tokens + g.completion_tokens
                 gen_latency[i] = g.latency_s
         choices = self._choices()
-        requests = [ChoiceRequest(self._prompt(t, rationales[i]), choices,
-                                  JudgeContext(t.item, t.shown, t.principle, self.mode,
-                                               choices))
+        # Prompts render on first access: a backend that never reads them (a function
+        # critic) skips the templating.
+        mode, render = self.mode, self._prompt
+        requests = [ChoiceRequest(None, choices,
+                                  JudgeContext(t.item, t.shown, t.principle, mode, choices),
+                                  build=partial(render, t, rationales[i]))
                     for i, t in enumerate(tasks)]
         return Prepared(list(tasks), requests, rationales, gen_tokens, gen_latency, choices)
 
     def finish(self, prepared: Prepared, results: Sequence[ChoiceResult]) -> list[Judgment]:
         """Turn the backend's results for prepared requests into judgments."""
+        return [Judgment(*row) for row in self.finish_rows(prepared, results)]
+
+    def finish_rows(self, prepared: Prepared, results: Sequence[ChoiceResult]
+                    ) -> list[tuple[Any, ...]]:
+        """The judgments of `finish` as plain tuples in `JUDGMENT_COLUMNS` order: what the
+        panel writes to the store, without a Python object per judgment. The critic's
+        identity columns are computed once per call, not once per judgment."""
         if len(results) != len(prepared.tasks):
             raise RuntimeError(f"backend {self.backend.model_id} returned {len(results)} "
                                f"results for {len(prepared.tasks)} requests")
+        head = (self.name, self.fingerprint, self.backend.model_id, self.constitution.name,
+                self.constitution.hash)
+        template, mode, choices = self.template, self.mode, prepared.choices
+        keys = tuple(json.dumps(c, ensure_ascii=False) for c in choices)
+        verdict = self._verdict_columns
         out = []
         for i, (task, res) in enumerate(zip(prepared.tasks, results)):
-            j = self._verdict(task, res, prepared.choices)
-            j.rationale = prepared.rationales[i]
-            j.tokens += prepared.gen_tokens[i]
-            j.latency_s += prepared.gen_latency[i]
-            out.append(j)
+            value, status, reason, raw, mass = verdict(res, choices, keys)
+            p = task.principle
+            out.append((task.item.id, *head, p.id, p.kind, p.weight, template, task.order,
+                        mode, value, status, reason, raw, prepared.rationales[i], mass,
+                        res.tokens + prepared.gen_tokens[i],
+                        res.latency_s + prepared.gen_latency[i]))
         return out
 
     def judge_tasks(self, tasks: Sequence[Task]) -> list[Judgment]:
@@ -243,43 +277,44 @@ class Critic:
         """Judge items directly (no cache). Panels add caching and progress on top."""
         return self.judge_tasks(self.tasks(items))
 
-    def _verdict(self, task: Task, res: ChoiceResult, choices: tuple[str, ...]) -> Judgment:
-        j = Judgment(
-            item_id=task.item.id, critic=self.name, fingerprint=self.fingerprint,
-            model=self.backend.model_id, constitution=self.constitution.name,
-            constitution_hash=self.constitution.hash, principle=task.principle.id,
-            principle_kind=task.principle.kind, principle_weight=task.principle.weight,
-            template=self.template, order=task.order, mode=self.mode, value=None,
-            status="ok", tokens=res.tokens, latency_s=res.latency_s)
+    def _verdict_columns(self, res: ChoiceResult, choices: tuple[str, ...],
+                         keys: tuple[str, ...]
+                         ) -> tuple[float | None, str, str | None, str | None, float | None]:
+        """(value, status, reason, raw, choice_mass) of one backend result."""
         if res.error is not None:
-            j.status, j.reason, j.raw = "error", res.error, res.text
-            return j
+            return None, "error", res.error, res.text, None
         if res.logprobs is not None:
-            probs, mass = normalize(res.logprobs)
             if self.mode == "score":
                 probs, mass = _score_probs(res.logprobs)
-            j.raw = json.dumps({"choices": dict(zip(choices, [round(p, 6) for p in probs])),
-                                "top": res.top}, ensure_ascii=False)
-            j.choice_mass = mass
-            if not all(math.isfinite(p) for p in probs) or mass <= 0.0:
-                j.status, j.reason = "abstain", ("no-choice-probability: no probability on "
-                                                 "any choice")
-            elif mass < self.min_choice_mass:
-                j.status, j.reason = "abstain", (
-                    f"low-choice-mass: choice tokens hold {mass:.3g} of the probability, below "
-                    f"min_choice_mass={self.min_choice_mass}")
             else:
-                j.value = _value(self.mode, probs)
-            return j
-        j.raw = res.text
+                probs, mass = normalize(res.logprobs)
+            raw = _raw_json(choices, keys, probs, res.top)
+            if not all(math.isfinite(p) for p in probs) or mass <= 0.0:
+                return None, "abstain", ("no-choice-probability: no probability on any "
+                                         "choice"), raw, mass
+            if mass < self.min_choice_mass:
+                return None, "abstain", (
+                    f"low-choice-mass: choice tokens hold {mass:.3g} of the probability, below "
+                    f"min_choice_mass={self.min_choice_mass}"), raw, mass
+            return _value(self.mode, probs), "ok", None, raw, mass
         picked, reason = parse_choice(res.text or "", [c.strip() for c in choices],
                                       truncated=res.truncated)
         if picked is None:
-            j.status, j.reason = "abstain", reason
-            return j
+            return None, "abstain", reason, res.text, None
         onehot = [1.0 if c.strip() == picked else 0.0 for c in choices]
-        j.value = _value(self.mode, onehot)
-        return j
+        return _value(self.mode, onehot), "ok", None, res.text, None
+
+
+def _raw_json(choices: tuple[str, ...], keys: tuple[str, ...], probs: Sequence[float],
+              top: dict[str, float]) -> str:
+    """`json.dumps({"choices": {choice: round(p, 6)}, "top": top})`, byte for byte, with the
+    choice keys encoded once per batch instead of once per judgment."""
+    rounded = [round(p, 6) for p in probs]
+    if top or not all(math.isfinite(p) for p in rounded):
+        return json.dumps({"choices": dict(zip(choices, rounded)), "top": top},
+                          ensure_ascii=False)
+    body = ", ".join([f"{k}: {float.__repr__(p)}" for k, p in zip(keys, rounded)])
+    return f'{{"choices": {{{body}}}, "top": {{}}}}'
 
 
 def _score_probs(logprobs: Sequence[float]) -> tuple[list[float], float]:

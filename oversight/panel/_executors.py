@@ -29,7 +29,8 @@ from oversight.critics import Critic, Judgment
 from oversight.data import Comparison
 from oversight.errors import BackendError, missing_extra
 
-OnResult = Callable[["WorkUnit", list[Judgment]], None]
+Row = tuple[Any, ...]  # one judgment, in `JUDGMENT_COLUMNS` order
+OnResult = Callable[["WorkUnit", list[Row]], None]
 
 
 @dataclass
@@ -98,13 +99,18 @@ def _split(pending: list[tuple[int, Any]]) -> list[tuple[int, list[Any]]]:
 
 def judge_unit(critics: Sequence[Critic] | dict[int, Critic], unit: WorkUnit) -> list[Judgment]:
     """One backend call for all critics in the unit (they share the backend)."""
+    return [Judgment(*row) for row in judge_unit_rows(critics, unit)]
+
+
+def judge_unit_rows(critics: Sequence[Critic] | dict[int, Critic], unit: WorkUnit) -> list[Row]:
+    """`judge_unit` as plain tuples in `JUDGMENT_COLUMNS` order (what executors hand over)."""
     prepared = [(critics[ci], critics[ci].prepare(tasks)) for ci, tasks in unit.parts]
     requests = [r for _, p in prepared for r in p.requests]
     results = prepared[0][0].backend.score_choices(requests)
-    out: list[Judgment] = []
+    out: list[Row] = []
     start = 0
     for critic, p in prepared:
-        out.extend(critic.finish(p, results[start:start + len(p.requests)]))
+        out.extend(critic.finish_rows(p, results[start:start + len(p.requests)]))
         start += len(p.requests)
     return out
 
@@ -115,7 +121,7 @@ class LocalExecutor:
     def run(self, critics: Sequence[Critic], units: Iterable[WorkUnit],
             on_result: OnResult) -> None:
         for unit in units:
-            on_result(unit, judge_unit(critics, unit))
+            on_result(unit, judge_unit_rows(critics, unit))
 
 
 # -- Ray ---------------------------------------------------------------------------------------
@@ -135,10 +141,11 @@ class _BackendActor:
         return {"pid": os.getpid(), "model_id": self.backend.model_id}
 
     def judge(self, critics: dict[int, Critic], parts: list[tuple[int, list[Any]]]
-              ) -> list[Judgment]:
+              ) -> list[Row]:
         for critic in critics.values():
-            critic.backend = self.backend
-        return judge_unit(critics, WorkUnit(-1, parts))
+            if critic.backend is not self.backend:
+                critic.backend = self.backend
+        return judge_unit_rows(critics, WorkUnit(-1, parts))
 
 
 @dataclass
@@ -413,14 +420,16 @@ class RayExecutor:
         return unit, attempts
 
     @staticmethod
-    def _stamp(unit: WorkUnit, rows: list[Judgment],
+    def _stamp(unit: WorkUnit, rows: list[Row],
                stamps: list[tuple[str, str, str]]) -> None:
-        """The driver's critics are the identity: rows carry their fingerprint and name."""
+        """The driver's critics are the identity: rows carry their name, fingerprint and model
+        (columns 1-3 of `JUDGMENT_COLUMNS`)."""
         start = 0
         for ci, tasks in unit.parts:
             fp, name, model = stamps[ci]
-            for j in rows[start:start + len(tasks)]:
-                j.fingerprint, j.critic, j.model = fp, name, model
+            for n in range(start, min(start + len(tasks), len(rows))):
+                r = rows[n]
+                rows[n] = (r[0], name, fp, model, *r[4:])
             start += len(tasks)
         if start != len(rows):
             raise RuntimeError(f"an actor returned {len(rows)} judgments for {start} tasks")
