@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ from oversight.store._columns import (
     read_batches,
     rows_to_table,
     write_parquet_parts,
+)
+from oversight.store._columns import (
+    to_pandas as _to_pandas,
 )
 
 Progress = Callable[[int, int, str], None]
@@ -233,6 +237,7 @@ class StoreSource:
         yield from read_batches(self.db_path, self.selections, self.item_ids, columns)
 
 
+@dataclass(init=False, repr=False, eq=False)
 class PanelResult:
     """Judgments with provenance, plus a simple per-item summary.
 
@@ -241,6 +246,14 @@ class PanelResult:
     `to_arrow()`, `to_parquet(dir)` (parts), `batches()`. `judgment_rows` still gives one
     `Judgment` object per row, for small runs and old code.
     """
+
+    items: list[Comparison]
+    critics: list[dict[str, Any]]
+    skipped: list[tuple[int, str]]
+    aggregator: str
+    rules: Any
+    aggregator_options: dict[str, Any]
+    source: TableSource | StoreSource
 
     def __init__(self, items: list[Comparison], judgment_rows: Sequence[Judgment] | None = None,
                  critics: list[dict[str, Any]] | None = None,
@@ -470,21 +483,6 @@ class PanelResult:
         return {s: dict(sorted(by.items())) for s, by in sorted(counts.items())}
 
 
-def _to_pandas(table: Any) -> Any:
-    """Arrow -> pandas, as the per-row table was: a text column with no value at all holds
-    None (object), others are pandas' string dtype."""
-    df = table.to_pandas()
-    for name in table.column_names:
-        col = table.column(name)
-        if col.null_count == len(col) and len(col) and name not in ("value", "choice_mass"):
-            df[name] = pd_none(len(col))
-    return df
-
-
-def pd_none(n: int) -> Any:
-    import numpy as np
-
-    return np.full(n, None, dtype=object)
 
 
 def _argmax(support: Iterable[float]) -> int | str:

@@ -45,7 +45,9 @@ def rows_to_batch(rows: Sequence[tuple[Any, ...]], columns: Sequence[str] | None
     at = [JUDGMENT_COLUMNS.index(c) for c in cols]
     if rows:
         transposed = list(zip(*rows))
-        arrays = [pa.array(transposed[i], type=SCHEMA.field(c).type) for c, i in zip(cols, at)]
+        # from_pandas: a NaN in a text column (rows that came through pandas) is a null
+        arrays = [pa.array(transposed[i], type=SCHEMA.field(c).type,
+                           from_pandas=c not in _FLOAT) for c, i in zip(cols, at)]
     else:
         arrays = [pa.array([], type=SCHEMA.field(c).type) for c in cols]
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema([SCHEMA.field(c) for c in cols]))
@@ -158,3 +160,16 @@ def write_parquet_parts(batches: Iterable[pa.RecordBatch], out_dir: str | Path, 
         if writer is not None:
             writer.close()
     return paths
+
+
+def to_pandas(table: pa.Table) -> Any:
+    """Arrow -> pandas, as the per-row table was: a text column with no value at all holds
+    None (object dtype), the others pandas' string dtype."""
+    import numpy as np
+
+    df = table.to_pandas()
+    for name in table.column_names:
+        col = table.column(name)
+        if len(col) and col.null_count == len(col) and name not in _FLOAT:
+            df[name] = np.full(len(col), None, dtype=object)
+    return df

@@ -243,7 +243,9 @@ class JudgmentStore:
 
     def to_frame(self) -> Any:
         """Every stored judgment as one pandas table, read as Arrow columns in batches."""
-        return self.to_arrow().to_pandas()
+        from oversight.store._columns import to_pandas
+
+        return to_pandas(self.to_arrow())
 
     def to_arrow(self) -> Any:
         """Every stored judgment as one `pyarrow.Table`, ordered as `judgments()`."""
