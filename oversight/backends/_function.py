@@ -28,6 +28,10 @@ from oversight.backends._base import (
 )
 
 
+def logs(probs: list[float]) -> tuple[float, ...]:
+    return tuple(math.log(p) if p > 0 else -math.inf for p in probs)
+
+
 class FunctionBackend:
     def __init__(self, judge: Callable[[Any], Any],
                  generate: Callable[[ChatPrompt], str] | None = None,
@@ -69,9 +73,11 @@ class FunctionBackend:
 
     @staticmethod
     def _to_result(verdict: Any, choices: tuple[str, ...], latency: float) -> ChoiceResult:
-        def logs(probs: list[float]) -> tuple[float, ...]:
-            return tuple(math.log(p) if p > 0 else -math.inf for p in probs)
-
+        if type(verdict) is float and len(choices) == 2 and 0.0 <= verdict <= 1.0:
+            q = 1.0 - verdict  # the common case first, as below
+            return ChoiceResult(logprobs=(math.log(verdict) if verdict > 0 else -math.inf,
+                                          math.log(q) if q > 0 else -math.inf),
+                                latency_s=latency)
         if verdict is None:
             return ChoiceResult(text="", latency_s=latency)
         if isinstance(verdict, str):

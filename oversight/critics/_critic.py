@@ -18,8 +18,8 @@ import json
 import math
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import cached_property, partial
+from dataclasses import dataclass, field
+from functools import partial
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -72,10 +72,12 @@ class Task:
     item: Comparison
     principle: Principle
     shown: tuple[int, ...]
+    order: str = field(default="", compare=False)  # "1,0"; filled in from `shown` if empty
 
-    @cached_property
-    def order(self) -> str:
-        return _ORDER_TEXT.get(self.shown) or ",".join(str(i) for i in self.shown)
+    def __post_init__(self) -> None:
+        if not self.order:
+            object.__setattr__(self, "order", _ORDER_TEXT.get(self.shown)
+                               or ",".join(str(i) for i in self.shown))
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -196,8 +198,19 @@ class Critic:
         return out
 
     def tasks(self, items: Iterable[Comparison]) -> list[Task]:
-        return [Task(item, p, shown) for item in items for p in self.select_principles(item)
-                for shown in self.orders(item)]
+        out: list[Task] = []
+        sampled = isinstance(self.principles, int) and not isinstance(self.principles, bool)
+        # Only sampling depends on the item; the order strings are made once per K.
+        fixed = None if sampled else self.select_principles(None)  # type: ignore[arg-type]
+        orders: dict[int, list[tuple[tuple[int, ...], str]]] = {}
+        for item in items:
+            shown_list = orders.get(item.k)
+            if shown_list is None:
+                shown_list = orders[item.k] = [(o, _ORDER_TEXT.get(o) or ",".join(map(str, o)))
+                                               for o in self.orders(item)]
+            for p in fixed if fixed is not None else self.select_principles(item):
+                out.extend([Task(item, p, shown, order) for shown, order in shown_list])
+        return out
 
     # -- judging ---------------------------------------------------------------------------
     def _choices(self) -> tuple[str, ...]:
@@ -288,8 +301,9 @@ class Critic:
                 probs, mass = _score_probs(res.logprobs)
             else:
                 probs, mass = normalize(res.logprobs)
-            raw = _raw_json(choices, keys, probs, res.top)
-            if not all(math.isfinite(p) for p in probs) or mass <= 0.0:
+            # normalize/_score_probs give finite probabilities exactly when mass > 0
+            raw = _raw_json(choices, keys, probs, res.top, mass > 0.0)
+            if not mass > 0.0:
                 return None, "abstain", ("no-choice-probability: no probability on any "
                                          "choice"), raw, mass
             if mass < self.min_choice_mass:
@@ -306,11 +320,11 @@ class Critic:
 
 
 def _raw_json(choices: tuple[str, ...], keys: tuple[str, ...], probs: Sequence[float],
-              top: dict[str, float]) -> str:
+              top: dict[str, float], finite: bool) -> str:
     """`json.dumps({"choices": {choice: round(p, 6)}, "top": top})`, byte for byte, with the
     choice keys encoded once per batch instead of once per judgment."""
     rounded = [round(p, 6) for p in probs]
-    if top or not all(math.isfinite(p) for p in rounded):
+    if top or not finite:
         return json.dumps({"choices": dict(zip(choices, rounded)), "top": top},
                           ensure_ascii=False)
     body = ", ".join([f"{k}: {float.__repr__(p)}" for k, p in zip(keys, rounded)])

@@ -7,11 +7,12 @@ marker). The full aggregation layer lives in `oversight.aggregate`.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,8 @@ class Panel:
                                                for c in self.critics)
             units = self._units(items, db, fresh, chunk_items, batch_size, state, total,
                                 progress)
-            (executor or LocalExecutor()).run(self.critics, units, record)
+            with _young_gc(50_000):
+                (executor or LocalExecutor()).run(self.critics, units, record)
             if db is not None:
                 flush()
             else:
@@ -167,6 +169,19 @@ class Panel:
             state["done"] += cached
             cached = 0
             yield from work_units(self.critics, todo, chunk, batch_size)
+
+
+@contextmanager
+def _young_gc(threshold: int) -> Iterator[None]:
+    """Collect the young generation every `threshold` allocations instead of 700 while the
+    run allocates its short-lived requests and rows: CPython's collector otherwise rescans
+    the run's long-lived items again and again (30% of a function-critic run's time)."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(threshold, old[0]), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def _task_count(critic: Critic, item: Comparison) -> int:
