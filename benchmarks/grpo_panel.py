@@ -44,7 +44,8 @@ def grpo_part(args: argparse.Namespace, model_path: str) -> None:
 
     from oversight import Critic, Panel, TransformersBackend, load_constitution
     from oversight.backends import ChatPrompt
-    from oversight.train import PanelScorer, TrainOptions, critic_rewards, train_grpo
+    from oversight.panel import PanelScorer
+    from oversight.train import TrainOptions, critic_rewards, train_grpo
 
     judge = TransformersBackend(model_path)  # a frozen copy: the policy trains separately
     panel = Panel([Critic(load_constitution(REPO / "constitutions" / f"{n}.toml"), judge,

@@ -51,6 +51,10 @@ class PanelFileError(OversightError, ValueError):
     """A panel file could not be loaded or defines no panel."""
 
 
+class AggregationWarning(UserWarning):
+    """An aggregate is weaker than it looks: disconnected graph, divergent MLE, no convergence."""
+
+
 def missing_extra(module: str, extra: str) -> BackendError:
     """The error for an optional dependency that is not installed, with the pip line."""
     return BackendError(

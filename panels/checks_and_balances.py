@@ -6,22 +6,19 @@ penalises comforting falsehoods; no one of them decides alone. Each critic judge
 default model takes about 12 minutes on two CPU cores (2.5 judgments/s). Set PRINCIPLES to
 "all" for every principle; shared prefixes then make each judgment about 3x cheaper.
 
-Run:  oversight judge --panel panels/checks_and_balances.py --data PAIRS.jsonl --out runs/NAME
+Run:  oversight judge --panel checks_and_balances --data PAIRS.jsonl --out runs/NAME
 """
-
-from pathlib import Path
 
 from oversight import Critic, Panel, TransformersBackend, load_constitution
 
-CONSTITUTIONS = Path(__file__).resolve().parent.parent / "constitutions"
 PRINCIPLES = 1  # principles sampled per item and critic, or "all"
 
 backend = TransformersBackend()  # the embedded SmolLM2-135M-Instruct; any HF id or path works
 
 panel = Panel(
     [
-        Critic(load_constitution(CONSTITUTIONS / f"{name}.toml"), backend,
-               principles=PRINCIPLES, swap=True, seed=0)
+        # A built-in constitution by name; give a path to use your own .toml copy instead.
+        Critic(load_constitution(name), backend, principles=PRINCIPLES, swap=True, seed=0)
         for name in ("harmlessness", "helpfulness", "honesty")
     ],
     name="checks_and_balances",

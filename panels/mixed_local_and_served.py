@@ -8,7 +8,7 @@ tensor-parallel on a cluster:
         --enable-prefix-caching --max-logprobs 20        # on the GPU node(s)
     export OVERSIGHT_SERVED_URL=http://gpu-node:8000/v1
     export OVERSIGHT_SERVED_MODEL=meta-llama/Llama-3.1-70B-Instruct
-    oversight judge --panel panels/mixed_local_and_served.py --data PAIRS.jsonl --out runs/NAME
+    oversight judge --panel mixed_local_and_served --data PAIRS.jsonl --out runs/NAME
 
 OVERSIGHT_SMALL_MODEL (optional) replaces the small model with any Hugging Face id or path.
 The two critics use different backends, so with `RayExecutor` each gets its own actors: the
@@ -16,12 +16,9 @@ small model's actors hold the weights, the served critic's actors only hold HTTP
 """
 
 import os
-from pathlib import Path
 
 from oversight import Critic, Panel, TransformersBackend, load_constitution
 from oversight.backends import OpenAIBackend
-
-CONSTITUTIONS = Path(__file__).resolve().parent.parent / "constitutions"
 
 
 def build_panel() -> Panel:
@@ -37,9 +34,9 @@ def build_panel() -> Panel:
     big = OpenAIBackend(model, url, concurrency=32, timeout_s=120, max_retries=4)
     return Panel(
         [
-            Critic(load_constitution(CONSTITUTIONS / "harmlessness.toml"), small,
+            Critic(load_constitution("harmlessness"), small,
                    principles=1, swap=True, name="harmlessness_small"),
-            Critic(load_constitution(CONSTITUTIONS / "helpfulness.toml"), big,
+            Critic(load_constitution("helpfulness"), big,
                    principles="all", swap=True, name="helpfulness_big"),
         ],
         name="mixed_local_and_served",

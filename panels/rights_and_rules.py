@@ -4,15 +4,13 @@ The rule critic is a plain Python function (FunctionBackend): it prefers the res
 not open with a refusal formula. It is cheap, never abstains on a pair, and gives a fixed
 reference point against which the model critics' noise shows up in agreement statistics.
 
-Run:  oversight judge --panel panels/rights_and_rules.py --data PAIRS.jsonl --out runs/NAME
+Run:  oversight judge --panel rights_and_rules --data PAIRS.jsonl --out runs/NAME
 """
 
 import re
-from pathlib import Path
 
 from oversight import Critic, FunctionBackend, Panel, TransformersBackend, load_constitution
 
-CONSTITUTIONS = Path(__file__).resolve().parent.parent / "constitutions"
 REFUSAL = re.compile(r"^\s*(i'?m sorry|i cannot|i can'?t|i won'?t|as an ai)", re.IGNORECASE)
 
 
@@ -28,9 +26,9 @@ def no_refusal_rule(ctx):
 model = TransformersBackend()
 panel = Panel(
     [
-        Critic(load_constitution(CONSTITUTIONS / "privacy.toml"), model, principles=1),
-        Critic(load_constitution(CONSTITUTIONS / "autonomy.toml"), model, principles=1),
-        Critic(load_constitution(CONSTITUTIONS / "helpfulness.toml"),
+        Critic(load_constitution("privacy"), model, principles=1),
+        Critic(load_constitution("autonomy"), model, principles=1),
+        Critic(load_constitution("helpfulness"),  # a built-in by name, or a .toml path
                FunctionBackend(no_refusal_rule, name="rule:no-refusal"),
                principles=["no-needless-refusal"], name="refusal_rule"),
     ],

@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oversight.aggregate._bradley_terry import (
-    AggregationWarning,
     BradleyTerry,
     bt_batched,
     bt_fit,
@@ -26,6 +25,7 @@ from oversight.aggregate._plackett_luce import (
     plackett_luce,
     plackett_luce_batched,
 )
+from oversight.errors import AggregationWarning
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "bt_choix_small.json").read_text())
 

@@ -93,14 +93,53 @@ def test_official_openai_client_parses_the_server(server, tiny_model_dir):
     assert resp.usage.completion_tokens == 1
 
 
-def test_text_path_parses_or_abstains(server, tiny_model_dir, pairs):
+def _text_verdicts_follow_the_answers(critic, remote, items):
+    """Judge through the text path and require each verdict to be the parse of the answer
+    text the server returned (status, value, reason, raw), not merely 'ok or abstain'."""
+    from oversight.critics._critic import _value
+    from oversight.critics._parse import parse_choice
+
+    prepared = critic.prepare(critic.tasks(items))
+    results = remote.score_choices(prepared.requests)
+    js = critic.finish(prepared, results)
+    assert len(js) == len(results) == 2 * len(items)
+    for j, res, req in zip(js, results, prepared.requests):
+        assert res.error is None and res.logprobs is None and res.text is not None
+        choices = [c.strip() for c in req.choices]
+        picked, reason = parse_choice(res.text, choices, truncated=res.truncated)
+        assert j.raw == res.text
+        if picked is None:
+            assert (j.status, j.value, j.reason) == ("abstain", None, reason)
+        else:
+            onehot = [1.0 if c == picked else 0.0 for c in choices]
+            assert (j.status, j.value) == ("ok", _value(critic.mode, onehot))
+    return js
+
+
+def test_text_path_verdicts_are_the_parsed_answers(server, tiny_model_dir, pairs):
     remote = OpenAIBackend(str(tiny_model_dir), server, logprobs=False, answer_tokens=3)
     critic = Critic(builtin("honesty"), remote, principles=1)
-    js = critic.judge(pairs[:2])
-    assert all(j.status in ("ok", "abstain") for j in js)
-    for j in js:
-        if j.status == "abstain":  # random model: text is noise, so it must abstain
-            assert j.value is None and j.raw is not None and j.reason
+    js = _text_verdicts_follow_the_answers(critic, remote, pairs[:2])
+    # The server's answers are the in-process backend's greedy generations, token for token.
+    local = TransformersBackend(str(tiny_model_dir))
+    prompts = [r.prompt for r in critic.prepare(critic.tasks(pairs[:2])).requests]
+    assert [j.raw for j in js] == [local.generate([p], max_new_tokens=3)[0].text
+                                   for p in prompts]
+
+
+@pytest.mark.parametrize(("answer", "status", "value"), [
+    ("B", "ok", 0.0), ("Answer: A", "ok", 1.0), ("The answer is B.", "ok", 0.0),
+    ("A B", "abstain", None), ("", "abstain", None), ("I cannot say", "abstain", None)])
+def test_text_answers_without_logprobs_give_the_expected_verdicts(answer, status, value,
+                                                                    pairs):
+    srv = FaultServer([f"text:{answer}"] * 2)
+    try:
+        remote = OpenAIBackend("m", srv.url, logprobs=False, concurrency=1)
+        critic = Critic(builtin("honesty"), remote, principles=1)
+        js = _text_verdicts_follow_the_answers(critic, remote, pairs[:1])
+        assert [(j.status, j.value) for j in js] == [(status, value)] * 2
+    finally:
+        srv.close()
 
 
 # -- faults -----------------------------------------------------------------------------
@@ -135,11 +174,17 @@ class FaultServer:
                     return
                 if action == "timeout":
                     time.sleep(1.5)
+                if action.startswith("text:"):  # a server that answers in text, no logprobs
+                    text_body = {"choices": [{"index": 0, "finish_reason": "stop", "message": {
+                        "role": "assistant", "content": action[5:]}}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+                    action = "text"
                 code, body = {"429": (429, b'{"error": "rate limited"}'),
                               "500": (500, b'{"error": "boom"}'),
                               "garbage": (200, b'{"choices": [ not json'),
                               "400": (400, b'{"error": "bad request"}'),
-                              }.get(action, (200, json.dumps(OK_BODY).encode()))
+                              }.get(action, (200, json.dumps(
+                                  text_body if action == "text" else OK_BODY).encode()))
                 self.send_response(code)
                 self.send_header("content-type", "application/json")
                 if action == "429":
@@ -251,8 +296,6 @@ def test_third_party_server_without_logprobs_falls_back_to_text(transformers_ser
     remote = OpenAIBackend(str(tiny_model_dir), transformers_server, answer_tokens=1)
     (res,) = remote.score_choices(one_request())
     assert res.error is None and res.logprobs is None and res.text is not None
-    js = Critic(builtin("honesty"), remote, principles=1).judge(pairs[:1])
-    for j in js:  # a random model's text is noise: parsed if it names a choice, else abstain
-        assert (j.status == "ok" and j.value in (0.0, 1.0)) or \
-            (j.status == "abstain" and j.value is None and j.raw is not None)
+    _text_verdicts_follow_the_answers(Critic(builtin("honesty"), remote, principles=1),
+                                      remote, pairs[:1])
     assert remote.usage.requests == 3 and remote.usage.completion_tokens >= 1

@@ -149,6 +149,8 @@ def test_report_html_is_self_contained(tmp_path, analysis):
     assert "Content-Security-Policy" in html
     assert html.count('class="item"') == 10
     assert "hard question" in html  # a contested item's prompt is shown
+    # The caption states the resamples actually drawn (the fixture's n_boot=20), not a constant.
+    assert "CIs from 20 bootstrap resamples of items" in html and "200 bootstrap" not in html
 
 
 def test_kway_and_global_strengths(scripted_backend, harmlessness):

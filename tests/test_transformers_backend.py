@@ -229,7 +229,7 @@ def test_tuned_allocator_reuses_activation_memory_instead_of_faulting_it_in():
 
     probe = """
 import resource, torch
-from oversight.backends._transformers import tune_cpu_allocator
+from oversight.backends._allocator import tune_cpu_allocator
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(10):

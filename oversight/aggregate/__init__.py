@@ -4,6 +4,7 @@ Aggregators follow sklearn/crowd-kit: `fit(judgments)` on the long judgments tab
 results end in `_`. Numeric cores are pure numpy/scipy functions.
 """
 
+from oversight._deprecated import moved
 from oversight.aggregate._aggregate import FLAG_COLUMNS, METHODS, Aggregation, aggregate
 from oversight.aggregate._agreement import (
     agreement_summary,
@@ -19,7 +20,6 @@ from oversight.aggregate._agreement import (
 )
 from oversight.aggregate._ballots import critic_p0, pairwise_rows, response_support
 from oversight.aggregate._bradley_terry import (
-    AggregationWarning,
     BradleyTerry,
     StrengthFit,
     bt_batched,
@@ -45,7 +45,6 @@ from oversight.aggregate._vote import Vote, ballots, decide, tally
 
 __all__ = [
     "FLAG_COLUMNS",
-    "AggregationWarning",
     "BradleyTerry",
     "PlackettLuce",
     "StrengthFit",
@@ -87,3 +86,6 @@ __all__ = [
     "response_support",
     "tally",
 ]
+
+__getattr__ = moved("oversight.aggregate",
+                    {"AggregationWarning": "oversight.errors.AggregationWarning"})

@@ -39,12 +39,9 @@ from scipy.special import expit
 from scipy.stats import norm
 
 from oversight.aggregate._ballots import PAIRWISE_FIELDS, _check_columns
+from oversight.errors import AggregationWarning
 
 MAX_DENSE = 1 << 22  # stacked K x K blocks up to this many entries; beyond: CG and 1/H_ii
-
-
-class AggregationWarning(UserWarning):
-    """An aggregate is weaker than it looks: disconnected graph, divergent MLE, no convergence."""
 
 
 class StrengthFit(NamedTuple):

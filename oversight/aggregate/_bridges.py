@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oversight.aggregate._bradley_terry import BradleyTerry
+from oversight.aggregate._dawid_skene import DawidSkene
+
 
 def _label_from(probs: np.ndarray) -> tuple[list[Any], np.ndarray]:
     """Best response per row (or 'tie'), and its margin over the runner-up."""
@@ -25,8 +28,6 @@ def _label_from(probs: np.ndarray) -> tuple[list[Any], np.ndarray]:
 def ds_decisions(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None,
                  **options: Any) -> tuple[Any, pd.DataFrame]:
     """Dawid-Skene posteriors as decisions: label = MAP response, p0 = P(response 0 best)."""
-    from oversight.aggregate._dawid_skene import DawidSkene
-
     model = DawidSkene(**options).fit(judgments, gold=gold)
     probs = model.probas_.to_numpy(dtype=float)
     if len(probs) == 0:
@@ -40,16 +41,12 @@ def ds_decisions(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None,
 def ds_weights(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None
                ) -> dict[str, float]:
     """Critic weights from Dawid-Skene reliabilities (log-odds of accuracy, floored at 0)."""
-    from oversight.aggregate._dawid_skene import DawidSkene
-
     return DawidSkene().fit(judgments, gold=gold).reliability_weights().to_dict()
 
 
 def bt_decisions(judgments: pd.DataFrame, **options: Any) -> tuple[Any, pd.DataFrame]:
     """Per-item Bradley-Terry: label = strongest response, p0 = P(response 0 beats 1) for
     two-response items, margin = |2 P(best beats runner-up) - 1|."""
-    from oversight.aggregate._bradley_terry import BradleyTerry
-
     model = BradleyTerry(scope="item", **options).fit(judgments)
     prefs = model.preferences_.set_index("item_id")
     s = model.strengths_.pivot_table(index="item_id", columns="response",

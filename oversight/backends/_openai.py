@@ -29,7 +29,7 @@ from oversight.backends._base import (
     ChoiceResult,
     Generation,
 )
-from oversight.errors import missing_extra
+from oversight.backends._sync import run_coroutine
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -150,10 +150,7 @@ class OpenAIBackend:
 
     def _run(self, bodies: list[dict[str, Any]]
              ) -> list[tuple[dict[str, Any] | None, str | None, float]]:
-        try:
-            import httpx
-        except ImportError:  # pragma: no cover
-            raise missing_extra("httpx", "http") from None
+        import httpx  # a core dependency, imported here to keep `import oversight` light
 
         async def main() -> list[Any]:
             sem = asyncio.Semaphore(self.concurrency)
@@ -161,7 +158,7 @@ class OpenAIBackend:
             async with httpx.AsyncClient(limits=limits) as client:
                 return await asyncio.gather(*(self._post(client, sem, b) for b in bodies))
 
-        results = asyncio.run(main())
+        results = run_coroutine(main)  # works inside a running loop (Jupyter) too
         return [(data, self._redact(error), latency) for data, error, latency in results]
 
     def _redact(self, text: str | None) -> str | None:

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from oversight.backends import _batching
+from oversight.backends._allocator import tune_cpu_allocator
 from oversight.backends._base import (
     BackendSpec,
     ChatPrompt,
@@ -26,44 +28,17 @@ from oversight.backends._base import (
     ChoiceResult,
     Generation,
 )
-
-DEFAULT = "default"
-_ALLOCATOR_TUNED = False
-
-
-def tune_cpu_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 512 << 20) -> bool:
-    """Keep freed activation memory in the heap for reuse (glibc only; once per process).
-
-    By default glibc hands every allocation above a few MB back to the kernel when it is
-    freed, so each forward pass of a large batch faults its activations in again, page by
-    page: measured here, 1-2.4 million minor faults and 2.5-5 s of system time per 4 HH
-    pairs judged, about a tenth of the CPU time. A fixed mmap threshold (32 MB, glibc's
-    maximum) and a high trim threshold (512 MB) let those buffers be reused. This is the
-    effect of the MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ environment variables, set
-    from inside the process; `TransformersBackend(tune_malloc=False)` leaves malloc alone.
-    Returns whether the settings were applied (False off glibc).
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return True
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and others have no mallopt
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    _ALLOCATOR_TUNED = bool(mallopt(m_mmap_threshold, mmap_threshold)) and bool(
-        mallopt(m_trim_threshold, trim_threshold))
-    return _ALLOCATOR_TUNED
+from oversight.backends._default_model import (
+    DEFAULT,
+    DEFAULT_MODEL,
+    default_model_override,
+    is_default,
+)
 
 
 class TransformersBackend:
-    """Any Hugging Face causal LM (id or local path); `model=None` is the embedded SmolLM2."""
+    """Any Hugging Face causal LM (id or local path); `model=None` or "default" is the embedded
+    default model, `DEFAULT_MODEL` (SmolLM2-135M-Instruct, Q4_1 GGUF)."""
 
     def __init__(self, model: str | Path | None = None, *, dtype: str = "float32",
                  device: str = "cpu", batch_tokens: int = 4096, max_batch: int = 16,
@@ -73,9 +48,11 @@ class TransformersBackend:
                  suffix_batch_tokens: int = 4096, suffix_max_batch: int = 64,
                  suffix_kv_tokens: int = 16384, cascade: bool = True,
                  suffix_slack: tuple[float, int] = (0.0, 0), tune_malloc: bool = True) -> None:
-        self._source = DEFAULT if model is None else str(model)
+        self._source = DEFAULT if is_default(model) else str(model)
         if self._source == DEFAULT:
-            self.model_id = model_id or "SmolLM2-135M-Instruct-Q4_1"
+            override = default_model_override()  # OVERSIGHT_DEFAULT_MODEL keys its own cache
+            self.model_id = model_id or (str(override) if override is not None
+                                         else DEFAULT_MODEL)
         else:
             self.model_id = model_id or self._source
         self.dtype = dtype
@@ -91,7 +68,7 @@ class TransformersBackend:
         self.suffix_max_batch = suffix_max_batch
         self.suffix_kv_tokens = suffix_kv_tokens
         self.cascade = cascade
-        self.suffix_slack = tuple(suffix_slack)
+        self.suffix_slack: tuple[float, int] = (float(suffix_slack[0]), int(suffix_slack[1]))
         self.tune_malloc = tune_malloc
         self._model = model_obj
         self._tok = tokenizer
@@ -183,34 +160,11 @@ class TransformersBackend:
                  max_batch: int | None = None, context: Sequence[int] | None = None,
                  context_tokens: int | None = None, slack: tuple[float, int] = (0.2, 4)
                  ) -> list[list[int]]:
-        """Indices grouped by similar length under a token budget (length bucketing).
-
-        `context` (per index) counts tokens each row attends to besides its own, such as a
-        cached prefix; `context_tokens` caps their sum per batch (the KV memory a batch holds).
-        `slack` = (fraction, tokens): a batch is cut when the next row is longer than its
-        shortest row by more than that, which bounds the padding.
-        """
-        tokens = self.batch_tokens if tokens is None else tokens
-        max_batch = self.max_batch if max_batch is None else max_batch
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        batches: list[list[int]] = []
-        current: list[int] = []
-        held = 0
-        for i in order:
-            # Sorted ascending, so lengths[i] is the longest so far; cut the batch when a
-            # budget is reached or when padding the shortest member would exceed the slack.
-            extra = 0 if context is None else context[i] + lengths[i]
-            if current and (lengths[i] * (len(current) + 1) > tokens
-                            or len(current) >= max_batch
-                            or lengths[i] > (1 + slack[0]) * lengths[current[0]] + slack[1]
-                            or (context_tokens is not None and held + extra > context_tokens)):
-                batches.append(current)
-                current, held = [], 0
-            current.append(i)
-            held += extra
-        if current:
-            batches.append(current)
-        return batches
+        """`_batching.length_batches` under this backend's budgets unless given."""
+        return _batching.length_batches(
+            lengths, tokens=self.batch_tokens if tokens is None else tokens,
+            max_batch=self.max_batch if max_batch is None else max_batch, context=context,
+            context_tokens=context_tokens, slack=slack)
 
     def _forward_last(self, seqs: list[list[int]], positions: list[list[int]]) -> Any:
         """Log-softmax rows at the requested positions of each (left-padded) sequence."""
@@ -279,31 +233,8 @@ class TransformersBackend:
 
     def _prefix_groups(self, seqs: list[list[int]], positions: list[list[int]]
                        ) -> list[tuple[int, list[int]]]:
-        """Groups of sequences with a long common token prefix, and that prefix's length.
-
-        Sorting the token sequences puts prompts that share a prefix (same item and order,
-        different principle or critic) next to each other; a group closes when the next
-        sequence would shorten its common prefix by more than 10%. The prefix never covers a
-        position whose logits are read. Groups of one get prefix length 0 (no sharing).
-        """
-        order = sorted(range(len(seqs)), key=lambda i: seqs[i])
-        groups: list[tuple[int, list[int]]] = []
-        for i in order:
-            if groups:
-                cur, members = groups[-1]
-                first = seqs[members[0]]
-                limit = min(len(first), len(seqs[i]))
-                lcp = 0
-                while lcp < limit and first[lcp] == seqs[i][lcp]:
-                    lcp += 1
-                lcp = min(lcp, positions[i][0], cur if len(members) > 1 else lcp)
-                if len(members) == 1:
-                    lcp = min(lcp, positions[members[0]][0])
-                if lcp >= self.min_prefix and (len(members) == 1 or lcp >= 0.9 * cur):
-                    groups[-1] = (lcp, members + [i])
-                    continue
-            groups.append((0, [i]))
-        return [(p if len(m) > 1 else 0, m) for p, m in groups]
+        """`_batching.prefix_groups` with this backend's `min_prefix`."""
+        return _batching.prefix_groups(seqs, positions, self.min_prefix)
 
     def _forward_shared(self, seqs: list[list[int]], positions: list[list[int]],
                         groups: list[tuple[int, list[int]]]) -> dict[int, Any]:
@@ -359,48 +290,22 @@ class TransformersBackend:
         from oversight.backends import _cascade
 
         sizes = [p + sum(len(seqs[m]) - p for m in members) for p, members in groups]
-        packs: list[list[int]] = [[]]
-        held = 0
-        for g, size in enumerate(sizes):
-            if packs[-1] and held + size > self.suffix_batch_tokens:
-                packs.append([])
-                held = 0
-            packs[-1].append(g)
-            held += size
+        packs = _batching.pack_groups(sizes, self.suffix_batch_tokens)
         _cascade.register()
         config = self.model.config
         dev = self.device
         rows: dict[int, Any] = {}
         for pack in packs:
             # Every prefix of the pack first, then every suffix (one contiguous block).
-            ids: list[int] = []
-            pos: list[int] = []
-            for g in pack:
-                p, members = groups[g]
-                ids += seqs[members[0]][:p]
-                pos += range(p)
-            first = len(ids)
-            spans: list[tuple[int, int, int, int]] = []
-            starts, lengths, wanted, members_in_order = [], [], [], []
-            prefix_start = 0
-            for g in pack:
-                p, members = groups[g]
-                suffix_start = len(ids)
-                for m in members:
-                    starts.append(len(ids))
-                    lengths.append(len(seqs[m]) - p)
-                    wanted.append([len(ids) + q - p for q in positions[m]])
-                    members_in_order.append(m)
-                    ids += seqs[m][p:]
-                    pos += range(p, len(seqs[m]))
-                spans.append((prefix_start, prefix_start + p, suffix_start, len(ids)))
-                prefix_start += p
-            size = torch.tensor(lengths)
+            plan = _batching.pack_layout(seqs, positions, [groups[g] for g in pack])
+            ids, pos, wanted = plan.ids, plan.pos, plan.wanted
+            size = torch.tensor(plan.lengths)
             step = torch.arange(int(size.max()))
             real = step[None, :] < size[:, None]
-            gather = torch.tensor(starts)[:, None] + torch.minimum(step[None, :], size[:, None] - 1)
-            layout = _cascade.Packed(groups=spans, suffixes=first, gather=gather.to(dev),
-                                     real=real.to(dev))
+            gather = (torch.tensor(plan.starts)[:, None]
+                      + torch.minimum(step[None, :], size[:, None] - 1))
+            layout = _cascade.Packed(groups=plan.spans, suffixes=plan.suffixes,
+                                     gather=gather.to(dev), real=real.to(dev))
             keep, col = self._keep(wanted)
             with _cascade.SWITCH:  # one switched forward at a time (threads share models)
                 before = config._attn_implementation
@@ -416,7 +321,7 @@ class TransformersBackend:
                             use_cache=False, oversight_packed=layout, **keep).logits
                 finally:
                     config._attn_implementation = before
-            for m, w in zip(members_in_order, wanted):
+            for m, w in zip(plan.members, wanted):
                 rows[m] = torch.log_softmax(logits[0, [col(q) for q in w]].float(), dim=-1)
         return rows
 
@@ -493,21 +398,9 @@ class TransformersBackend:
         spans = []
         for i, req in enumerate(requests):
             choice_ids = [self._choice_ids(c) for c in req.choices]
-            # One sequence per request: the prompt plus a choice's tokens but its last, so that
-            # multi-token choices sharing a first token ("1", "10") are read off one sequence.
-            # Choices that diverge after the first token get sequences of their own.
+            # One sequence per request for choices sharing tokens (see choice_sequences).
             base = prompts[i]
-            groups: list[tuple[list[int], list[int]]] = []  # (sequence, choice indices)
-            for c, cids in enumerate(choice_ids):
-                seq = base + cids[:-1]
-                for g_seq, members in groups:
-                    if g_seq[:len(seq)] == seq or seq[:len(g_seq)] == g_seq:
-                        if len(seq) > len(g_seq):
-                            g_seq[:] = seq
-                        members.append(c)
-                        break
-                else:
-                    groups.append((list(seq), [c]))
+            groups = _batching.choice_sequences(base, choice_ids)
             spans.append((i, choice_ids, groups, len(seqs)))
             for g_seq, _ in groups:
                 seqs.append(g_seq)

@@ -1,7 +1,7 @@
 """VLLMBackend: in-process vLLM on a GPU, behind the `vllm` extra.
 
 `vllm.LLM` with automatic prefix caching, so the item prefix that every principle and critic
-shares is computed once per item and order (DESIGN decision 4). Verdicts come from
+shares is computed once per item and order. Verdicts come from
 `SamplingParams(max_tokens=1, logprobs=k)`: the choice tokens' log-probs among the top k of
 the first generated token; a choice outside the top k counts as no probability, and if no
 choice is there the answer text is parsed. Multi-token choices are scored by their first

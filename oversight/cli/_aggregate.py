@@ -19,10 +19,12 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str, out: Path | N
                   quorum: int, supermajority: float | None, min_margin: float,
                   drop_flags: list[str], gold: bool) -> None:
     db_path = run_store(run_dir)
+    if drop_flags == ["all"]:
+        drop_flags = list(FLAG_COLUMNS)
     bad = [f for f in drop_flags if f not in FLAG_COLUMNS]
     if bad:
-        raise OversightError(f"--drop-flags: unknown flag(s) {bad}; valid: "
-                             f"{', '.join(FLAG_COLUMNS)}")
+        raise OversightError(f"--drop-flagged: unknown flag(s) {bad}; valid: "
+                             f"{', '.join(FLAG_COLUMNS)}, or all")
     with JudgmentStore(db_path) as db:
         items = db.items()
         judgments = db.to_frame()

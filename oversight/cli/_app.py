@@ -32,8 +32,9 @@ def _fail(exc: BaseException | str) -> NoReturn:
 
 
 @constitution_app.command("validate")
-def constitution_validate(files: list[Path] = typer.Argument(..., help="TOML files")) -> None:
-    """Validate constitution files; print each one's name, principle count and hash."""
+def constitution_validate(files: list[Path] = typer.Argument(
+        ..., help="TOML files, or built-in names (harmlessness, helpfulness, ...)")) -> None:
+    """Validate constitution files (or built-ins by name); print name, principle count, hash."""
     from oversight.constitution import load_constitution
 
     bad = 0
@@ -51,7 +52,8 @@ def constitution_validate(files: list[Path] = typer.Argument(..., help="TOML fil
 
 
 @constitution_app.command("show")
-def constitution_show(file: Path) -> None:
+def constitution_show(file: Path = typer.Argument(
+        ..., help="A TOML file, or a built-in name (harmlessness, helpfulness, ...)")) -> None:
     """Show a constitution's principles as a table."""
     from oversight.constitution import load_constitution
 
@@ -98,9 +100,11 @@ def demo(
 
 @app.command()
 def judge(
-    panel: Path = typer.Option(..., help="Python file defining `panel` or `build_panel()`. "
-                               "Loading it RUNS that file's code: only use files you trust."),
-    data: Path = typer.Option(..., help=".jsonl or .parquet with pairs, TRL or HH rows."),
+    panel: Path = typer.Option(..., help="Python file defining `panel` or `build_panel()`, or "
+                               "an example panel by name (checks_and_balances, ...). Loading "
+                               "it RUNS that file's code: only use files you trust."),
+    data: Path = typer.Option(..., help=".jsonl or .parquet with pairs, TRL or HH rows, or a "
+                              "built-in data set by name (demo, hh-harmless-sample)."),
     out: Path = typer.Option(..., help="Run directory: judgments.parquet + the store."),
     limit: int | None = typer.Option(None, help="Judge only the first N items."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad rows."),
@@ -192,7 +196,10 @@ def aggregate_cmd(
     quorum: int = typer.Option(1, help="Minimum non-abstaining critics per item."),
     supermajority: float | None = typer.Option(None, help="Share the winner needs, e.g. 0.67."),
     min_margin: float = typer.Option(0.0, help="Drop preferences with a smaller margin."),
-    drop_flags: str = typer.Option("", help="Comma-separated flags whose items are dropped."),
+    drop_flagged: str = typer.Option(
+        "", "--drop-flagged", "--drop-flags",
+        help="Drop items with these flags: comma-separated names or 'all' (as export's "
+             "--drop-flagged and Python's drop_flagged=). --drop-flags is the old name."),
     gold: bool = typer.Option(False, help="ds only: use reference labels as gold "
                               "(semi-supervised Dawid-Skene)."),
 ) -> None:
@@ -202,7 +209,8 @@ def aggregate_cmd(
     try:
         run_aggregate(console, run_dir, method=method, out=out, quorum=quorum,
                       supermajority=supermajority, min_margin=min_margin,
-                      drop_flags=[f for f in drop_flags.split(",") if f], gold=gold)
+                      drop_flags=[f.strip() for f in drop_flagged.split(",") if f.strip()],
+                      gold=gold)
     except (OversightError, ValueError) as exc:
         _fail(exc)
 
@@ -280,7 +288,8 @@ def review_import(
 
 @app.command()
 def serve(
-    model: str = typer.Option("default", help="HF id or local path; 'default' is SmolLM2."),
+    model: str = typer.Option("default", help="HF id or local path; 'default' is the embedded "
+                                      "SmolLM2-135M-Instruct-Q4_1."),
     host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
     port: int = typer.Option(8000),
     max_logprobs: int = typer.Option(20, help="Largest top_logprobs a request may ask for."),
@@ -290,7 +299,7 @@ def serve(
     from oversight.serve import serve as run_server
 
     try:
-        run_server(None if model == "default" else model, host=host, port=port,
+        run_server(model, host=host, port=port,
                    max_logprobs=max_logprobs, dtype=dtype)
     except OversightError as exc:
         _fail(exc)

@@ -14,7 +14,7 @@ from oversight.cli._progress import judging_progress
 from oversight.cli._tables import pairs_table
 from oversight.constitution import builtin
 from oversight.critics import Critic
-from oversight.data import demo_pairs_path, load_comparisons
+from oversight.data import load_comparisons
 from oversight.panel import Panel
 
 DEMO_CONSTITUTIONS = ("harmlessness", "helpfulness", "honesty")
@@ -34,7 +34,7 @@ def run_demo(console: Console, *, limit: int | None = None, principles: int = 1,
                   "first use)...")
     backend.load()
     console.print(f"model loaded in {backend.load_seconds:.1f} s", highlight=False)
-    items = load_comparisons(demo_pairs_path(), limit=limit)
+    items = load_comparisons("demo", limit=limit)
     panel = demo_panel(backend, principles)
     topics = {it.id: str(it.meta.get("topic", "")) for it in items}
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,17 +43,19 @@ def run_demo(console: Console, *, limit: int | None = None, principles: int = 1,
         with judging_progress(console, "demo") as progress:
             result = panel.judge(items, store=db, progress=progress)
         judge_s = time.perf_counter() - t0
-    console.print(pairs_table(result, f"{panel.name}: {len(items)} pairs, "
-                              f"{len(result.judgment_rows)} judgments (both orders, "
-                              f"{principles} principle(s) per critic and pair)", topics))
-    flips = result.position_flips()
-    console.print("Position bias: " + ", ".join(
-        f"{r.critic} mean P(first shown)={r.mean_p_first:.2f}, flip rate={r.flip_rate:.2f}"
-        for r in flips.itertuples()), highlight=False)
-    console.print("P(A) averages both orders, so position bias cancels; SmolLM2-135M is a weak "
-                  "judge, and P(A) near 0.5 means no preference beyond position.", style="dim")
-    split = int(result.summary()["disagree"].sum())
-    console.print(f"{split} of {len(items)} pairs split the panel. Judging took {judge_s:.1f} s "
-                  f"({len(result.judgment_rows) / judge_s:.2f} judgments/s); total "
-                  f"{time.perf_counter() - t_start:.1f} s.", highlight=False)
-    console.print(json.dumps(result.status_counts()), style="dim")
+        # the result reads its judgments from the store: use it before the store goes
+        console.print(pairs_table(result, f"{panel.name}: {len(items)} pairs, "
+                                  f"{len(result)} judgments (both orders, "
+                                  f"{principles} principle(s) per critic and pair)", topics))
+        flips = result.position_flips()
+        console.print("Position bias: " + ", ".join(
+            f"{r.critic} mean P(first shown)={r.mean_p_first:.2f}, flip rate={r.flip_rate:.2f}"
+            for r in flips.itertuples()), highlight=False)
+        console.print("P(A) averages both orders, so position bias cancels; SmolLM2-135M is a "
+                      "weak judge, and P(A) near 0.5 means no preference beyond position.",
+                      style="dim")
+        split = int(result.summary()["disagree"].sum())
+        console.print(f"{split} of {len(items)} pairs split the panel. Judging took "
+                      f"{judge_s:.1f} s ({len(result) / judge_s:.2f} judgments/s); total "
+                      f"{time.perf_counter() - t_start:.1f} s.", highlight=False)
+        console.print(json.dumps(result.status_counts()), style="dim")

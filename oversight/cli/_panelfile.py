@@ -4,15 +4,37 @@ from __future__ import annotations
 
 import runpy
 import traceback
+from importlib import resources
 from pathlib import Path
 
 from oversight.errors import OversightError, PanelFileError
 from oversight.panel import Panel
 
 
+def example_panels() -> list[str]:
+    """Names of the example panels shipped in the package (`oversight/panel/examples/`)."""
+    folder = resources.files("oversight.panel").joinpath("examples")
+    return sorted(e.name[:-3] for e in folder.iterdir()
+                  if e.name.endswith(".py") and not e.name.startswith("_"))
+
+
+def _example_path(name: str) -> Path:
+    names = example_panels()
+    if name not in names:
+        raise PanelFileError(f"{name}: no such file, and no example panel of that name; "
+                             f"example panels: {', '.join(names)} (or give a .py file)")
+    return Path(str(resources.files("oversight.panel").joinpath("examples", f"{name}.py")))
+
+
 def load_panel(path: str | Path) -> Panel:
-    """Run `path` and return its `panel` (a Panel) or the result of its `build_panel()`."""
+    """Run `path` and return its `panel` (a Panel) or the result of its `build_panel()`.
+
+    A bare name ("checks_and_balances": no folder, no suffix) that is not an existing file
+    names one of the example panels shipped in the package.
+    """
     p = Path(path)
+    if "/" not in str(path) and "\\" not in str(path) and not p.suffix and not p.exists():
+        p = _example_path(str(path))
     if not p.exists():
         raise PanelFileError(f"{p}: file not found")
     if p.suffix != ".py":

@@ -9,10 +9,14 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
+from oversight._deprecated import moved
 from oversight.errors import DataError, OversightError
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+__getattr__ = moved("oversight.cli._train",
+                    {"load_training_data": "oversight.train.load_training_data"})
 
 train_app = typer.Typer(no_args_is_help=True,
                         help="Train with TRL on panel data or against the panel as a reward.")
@@ -29,9 +33,10 @@ def export_cmd(
     out: Path = typer.Option(..., help="Directory for the dataset (datasets.load_from_disk)."),
     method: str | None = typer.Option(None, help="Aggregator (default: vote); see aggregate."),
     min_margin: float = typer.Option(0.0, help="Drop preferences with a smaller margin."),
-    drop_flagged: bool = typer.Option(False, "--drop-flagged",
-                                      help="Drop items with any disagreement flag."),
-    drop_flags: str = typer.Option("", help="Comma-separated flags whose items are dropped."),
+    drop_flagged: str = typer.Option(
+        "", "--drop-flagged", "--drop-flags",
+        help="Drop items with these flags: comma-separated names (split,veto_conflict,...) or "
+             "'all'; the same shape as Python's drop_flagged=. --drop-flags is the old name."),
     keep_veto_conflicts: bool = typer.Option(False, "--keep-veto-conflicts",
                                              help="Keep items flagged veto_conflict."),
 ) -> None:
@@ -39,7 +44,7 @@ def export_cmd(
     from oversight.train import export_dataset, load_run
 
     try:
-        flags: Any = True if drop_flagged else [f for f in drop_flags.split(",") if f]
+        flags = [f.strip() for f in drop_flagged.split(",") if f.strip()]
         ds = export_dataset(load_run(run_dir), format, method=method, min_margin=min_margin,
                             drop_flagged=flags, drop_veto_conflicts=not keep_veto_conflicts)
         out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +61,8 @@ def export_cmd(
 
 
 def revise_cmd(
-    policy: str = typer.Option("default", help="HF id or local path; 'default' is SmolLM2."),
+    policy: str = typer.Option("default", help="HF id or local path; 'default' is the embedded "
+                                      "SmolLM2-135M-Instruct-Q4_1."),
     constitution: Path = typer.Option(..., help="Constitution TOML file."),
     prompts: Path = typer.Option(..., help=".txt (one per line), .jsonl or .parquet prompts."),
     out: Path = typer.Option(..., help="Directory: revisions.jsonl, sft/ and preference/."),
@@ -72,14 +78,14 @@ def revise_cmd(
     from oversight.backends import TransformersBackend
     from oversight.cli._panelfile import load_panel
     from oversight.constitution import load_constitution
+    from oversight.data import load_prompts
     from oversight.revise import revise
-    from oversight.train._prompts import load_prompts
 
     try:
         cons = load_constitution(constitution)
         msgs = load_prompts(prompts, limit=limit)
         gate = load_panel(panel) if panel is not None else None
-        model = TransformersBackend(None if policy == "default" else policy)
+        model = TransformersBackend(policy)
         with _bar("revising") as update:
             run = revise(msgs, model, cons, rounds=rounds, seed=seed,
                          max_new_tokens=max_new_tokens, batch_size=batch_size, panel=gate,
@@ -110,42 +116,20 @@ def _bar(label: str) -> Any:
     return ctx()
 
 
-def load_training_data(data: Path, format: str) -> Any:
-    """A dataset for `format` from an export directory, a run directory (exported now), a
-    revise output directory, or a .jsonl/.parquet file already in TRL's columns."""
-    import datasets
-
-    if data.is_dir():
-        if (data / "judgments.sqlite").exists() and not (data / "revisions.jsonl").exists():
-            from oversight.train import export_dataset, load_run
-
-            return export_dataset(load_run(data), format)
-        if (data / "revisions.jsonl").exists():
-            sub = data / ("sft" if format == "sft" else "preference")
-            if format == "kto" or not sub.exists():
-                raise DataError(str(data), f"a revise directory has sft/ and preference/ data, "
-                                f"not {format}")
-            return datasets.load_from_disk(str(sub))
-        if (data / "dataset_info.json").exists() or (data / "state.json").exists():
-            return datasets.load_from_disk(str(data))
-        raise DataError(str(data), "not a dataset, run or revise directory")
-    if not data.exists():
-        raise DataError(str(data), "file not found")
-    if data.suffix in (".jsonl", ".json"):
-        return datasets.Dataset.from_json(str(data))
-    if data.suffix == ".parquet":
-        return datasets.Dataset.from_parquet(str(data))
-    raise DataError(str(data), f"unsupported file type '{data.suffix}'; use a directory, "
-                    ".jsonl or .parquet")
-
-
 _NEEDS = {"sft": ("messages",), "reward": ("chosen", "rejected"),
           "dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label")}
 
 
 def _offline(mode: str, model: str, data: Path, out: Path, max_steps: int, lr: float,
              batch_size: int, max_length: int, seed: int) -> None:
-    from oversight.train import TrainOptions, train_dpo, train_kto, train_reward, train_sft
+    from oversight.train import (
+        TrainOptions,
+        load_training_data,
+        train_dpo,
+        train_kto,
+        train_reward,
+        train_sft,
+    )
 
     fmt = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "kto"}[mode]
     try:
@@ -175,7 +159,8 @@ def _report(mode: str, trainer: Any, out: Path, rows: int) -> None:
                   + f"; saved to {out}", highlight=False)
 
 
-_MODEL = typer.Option("default", help="HF id or local path; 'default' is SmolLM2.")
+_MODEL = typer.Option("default", help="HF id or local path; 'default' is the embedded "
+                                      "SmolLM2-135M-Instruct-Q4_1.")
 _OUT = typer.Option(..., help="Output directory (the trained model).")
 _STEPS = typer.Option(10, help="Optimizer steps.")
 _LR = typer.Option(1e-5, help="Learning rate.")
@@ -224,6 +209,7 @@ def _online(mode: str, model: str, panel: Path, prompts: Path, out: Path, max_st
     from datasets import Dataset
 
     from oversight.cli._panelfile import load_panel
+    from oversight.data import load_prompts
     from oversight.train import (
         TrainOptions,
         critic_rewards,
@@ -231,7 +217,6 @@ def _online(mode: str, model: str, panel: Path, prompts: Path, out: Path, max_st
         train_grpo,
         train_rloo,
     )
-    from oversight.train._prompts import load_prompts
 
     try:
         p = load_panel(panel)

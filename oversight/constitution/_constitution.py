@@ -13,6 +13,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -210,7 +211,13 @@ def parse_constitution(doc: dict[str, Any], path: str = "<constitution>") -> Con
 
 
 def load_constitution(path: str | Path) -> Constitution:
-    """Load and validate a constitution TOML file. Errors name file, principle and field."""
+    """Load and validate a constitution TOML file, or a built-in one by name ("harmlessness").
+
+    A bare name (no folder, no suffix) that is not an existing file is looked up among the
+    constitutions shipped in the package (see `builtin`). Errors name file, principle and field.
+    """
+    if _is_bare_name(path) and not Path(path).exists():
+        return builtin(str(path))
     path_str = str(path)
     try:
         with open(path, "rb") as fh:
@@ -230,16 +237,43 @@ def load_constitution(path: str | Path) -> Constitution:
     return parse_constitution(doc, path_str)
 
 
+_BUILTIN_PACKAGE = "oversight.constitution"
+_BUILTIN_FOLDER = "builtin"
+
+
+def _is_bare_name(path: str | Path) -> bool:
+    """A name such as "harmlessness": no folder part and no file suffix."""
+    text = str(path)
+    return bool(text) and "/" not in text and "\\" not in text and not Path(text).suffix
+
+
+def builtin_names() -> list[str]:
+    """Names of the constitutions shipped inside the package (package data)."""
+    folder = resources.files(_BUILTIN_PACKAGE).joinpath(_BUILTIN_FOLDER)
+    return sorted(entry.name[:-len(".toml")] for entry in folder.iterdir()
+                  if entry.name.endswith(".toml"))
+
+
 def builtin_dir() -> Path:
-    """The repository's `constitutions/` folder (the package is installed editable)."""
-    return Path(__file__).resolve().parents[2] / "constitutions"
+    """The folder of the built-in constitutions inside the installed package.
+
+    The repository's top-level `constitutions/` folder is the documented, editable copy and the
+    source of truth; `.ci/sync_package_data.py` copies it here and a test checks the two are
+    identical.
+    """
+    return Path(str(resources.files(_BUILTIN_PACKAGE).joinpath(_BUILTIN_FOLDER)))
 
 
 def builtin(name: str) -> Constitution:
-    """Load one of the constitutions that ship with oversight, by name."""
-    path = builtin_dir() / f"{name}.toml"
-    if not path.exists():
-        names = sorted(p.stem for p in builtin_dir().glob("*.toml"))
-        raise ConstitutionError(str(path), f"no built-in constitution '{name}'; available: "
-                                f"{', '.join(names) or 'none (is the repository checked out?)'}")
-    return load_constitution(path)
+    """Load one of the constitutions that ship with oversight, by name ("harmlessness")."""
+    names = builtin_names()
+    if name not in names:
+        raise ConstitutionError(name, f"no built-in constitution '{name}'; built-in: "
+                                f"{', '.join(names)} (or give the path of a .toml file)")
+    resource = resources.files(_BUILTIN_PACKAGE).joinpath(_BUILTIN_FOLDER, f"{name}.toml")
+    label = str(resource)  # the file's path in the installed package
+    try:
+        doc = tomllib.loads(resource.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:  # pragma: no cover - shipped files are tested
+        raise ConstitutionError(label, f"invalid TOML: {exc}") from None
+    return parse_constitution(doc, label)

@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 Mode = Literal["pairwise", "score", "passfail"]
-Status = Literal["ok", "abstain", "error"]
 
 
 @dataclass

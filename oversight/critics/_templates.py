@@ -1,7 +1,7 @@
 """Judge prompt templates. The item comes first, then the principle's question.
 
-That layout (DESIGN decision 4) makes every principle's prompt share one prefix per item and
-order, which backends can compute once. `TEMPLATE_VERSION` is part of a critic's fingerprint:
+That layout makes every principle's prompt share one prefix per item and order, which
+backends can compute once. `TEMPLATE_VERSION` is part of a critic's fingerprint:
 bump it whenever the rendered text changes, so stale cached verdicts are not reused.
 
 The opt-in hardened template (`Critic(hardened=True)`, version `HARDENED_VERSION`) treats the

@@ -19,6 +19,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,36 @@ def _prompt_field(source: str, row: int, rec: Mapping[str, Any]) -> Any:
     return _require_str(source, row, rec, "prompt")
 
 
+# Data sets shipped inside the package (package data), reachable by name from any folder.
+BUILTIN_DATASETS: dict[str, tuple[str, str]] = {
+    # 24 hand-written pairs across topics, with reference labels: `oversight demo`.
+    "demo": ("demo_pairs.jsonl", "hand-written example pairs used by `oversight demo`"),
+    # The first 64 rows (a fixed rule, chosen without looking at any critic's output) of the
+    # development split of Anthropic's HH-RLHF harmless-base test set (every 8th row of
+    # harmless-base/test.jsonl.gz); MIT licence, shipped beside it as LICENSE.hh-rlhf.
+    "hh-harmless-sample": ("hh_harmless_sample.jsonl",
+                           "64 Anthropic HH-RLHF harmless pairs with the human choice (MIT)"),
+}
+
+
+def builtin_datasets() -> dict[str, str]:
+    """Names of the data sets shipped in the package, with a one-line description each."""
+    return {name: desc for name, (_, desc) in BUILTIN_DATASETS.items()}
+
+
+def builtin_dataset_path(name: str) -> Path:
+    """The file of a built-in data set ("demo", "hh-harmless-sample") inside the package."""
+    if name not in BUILTIN_DATASETS:
+        raise DataError(name, f"no such file, and no built-in data set of that name; built-in "
+                        f"data sets: {', '.join(BUILTIN_DATASETS)} (or give a .jsonl/.parquet "
+                        "path)")
+    return Path(str(resources.files("oversight.data").joinpath(BUILTIN_DATASETS[name][0])))
+
+
+def _is_bare_name(text: str) -> bool:
+    return bool(text) and "/" not in text and "\\" not in text and not Path(text).suffix
+
+
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     try:
         fh = open(path, "rb")
@@ -216,6 +247,9 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
 def _iter_source(source: Any) -> tuple[str, Iterator[tuple[int, Any]]]:
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if not path.exists() and _is_bare_name(str(source)):
+            path = builtin_dataset_path(str(source))
+            return str(source), _iter_jsonl(path)
         if not path.exists():
             raise DataError(str(path), "file not found")
         suffix = path.suffix.lower()
@@ -240,7 +274,11 @@ def _iter_source(source: Any) -> tuple[str, Iterator[tuple[int, Any]]]:
 
 def load_comparisons(source: Any, *, seed: int = 0, skip_bad: bool = False,
                      limit: int | None = None) -> Comparisons:
-    """Load comparisons from a .jsonl/.parquet path, a `datasets.Dataset`, or rows.
+    """Load comparisons from a .jsonl/.parquet path, a built-in data set by name, a
+    `datasets.Dataset`, or rows.
+
+    Built-in names: "demo" (24 example pairs) and "hh-harmless-sample" (64 HH-RLHF harmless
+    pairs with the human choice as `reference`); see `builtin_datasets()`.
 
     A bad row raises DataError naming the row and field; with ``skip_bad=True`` it is skipped
     and recorded in ``result.skipped``.
@@ -269,4 +307,4 @@ def load_comparisons(source: Any, *, seed: int = 0, skip_bad: bool = False,
 
 def demo_pairs_path() -> Path:
     """The example pairs shipped in the package, used by `oversight demo`."""
-    return Path(__file__).with_name("demo_pairs.jsonl")
+    return builtin_dataset_path("demo")

@@ -25,6 +25,7 @@ from oversight.store import JudgmentStore
 from oversight.store._columns import (
     Selection,
     concat,
+    read_all_batches,
     read_batches,
     rows_to_table,
     write_parquet_parts,
@@ -236,10 +237,13 @@ class TableSource:
 
 
 class StoreSource:
-    """A result's judgments left in the store, read as Arrow batches when asked for."""
+    """A result's judgments left in the store, read as Arrow batches when asked for.
 
-    def __init__(self, db_path: Path, selections: list[Selection], item_ids: list[str]
-                 ) -> None:
+    With no `selections`, every stored row, as stored (ordered as `JudgmentStore.judgments`).
+    """
+
+    def __init__(self, db_path: Path, selections: list[Selection] | None = None,
+                 item_ids: list[str] | None = None) -> None:
         self.db_path, self.selections, self.item_ids = db_path, selections, item_ids
         self._len: int | None = None
 
@@ -249,7 +253,10 @@ class StoreSource:
         return self._len
 
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[Any]:
-        yield from read_batches(self.db_path, self.selections, self.item_ids, columns)
+        if self.selections is None:
+            yield from read_all_batches(self.db_path, columns)
+        else:
+            yield from read_batches(self.db_path, self.selections, self.item_ids, columns)
 
 
 @dataclass(init=False, repr=False, eq=False)

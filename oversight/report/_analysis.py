@@ -4,9 +4,11 @@
 table the report shows: Cohen's kappa between critics, disagreement per principle, position
 bias, Bradley-Terry strengths, Dawid-Skene reliability, the principle-conflict graph, panel
 margins, the most contested items, and agreement and calibration against reference labels.
-The statistics themselves live in `oversight.aggregate` and `oversight.panel`; this module
-only arranges them. A critic named `human` (labels imported by `oversight review import`) is
-a reference, never a panel member: it is kept out of the panel's aggregation.
+Most statistics come from `oversight.aggregate` and `oversight.panel`; the calibration error,
+some intervals and the Dawid-Skene bootstrap are still computed here (their move to
+`oversight.aggregate` is open work). A critic named `human` (labels imported by `oversight
+review import`) is a reference, never a panel member: it is kept out of the panel's
+aggregation.
 """
 
 from __future__ import annotations
@@ -181,10 +183,6 @@ class Analysis:
             return {}
         labs = critic_labels(self.human_judgments)
         return {i: int(v) for i, v in zip(labs["item_id"], labs["label"])}
-
-    @property
-    def has_reference(self) -> bool:
-        return any(it.reference is not None for it in self.items)
 
     def references(self) -> dict[str, dict[str, int]]:
         """Reference label sets present: 'reference' (data labels) and 'human' (reviews)."""
@@ -475,9 +473,12 @@ class Analysis:
         if not labels:
             return out
         p0 = critic_p0(self.judgments)
+        # Only pairwise critics give a probability; a score critic's support is an expected
+        # 1-10 score and a pass/fail critic's is P(pass) per response, neither P(0 better).
+        pairwise = set(self.judgments.loc[self.judgments["mode"] == "pairwise", "critic"])
         series: list[tuple[str, pd.Series]] = [
             (name, p0[p0["critic"] == name].set_index("item_id")["p0"])
-            for name in self.critic_names]
+            for name in self.critic_names if name in pairwise]
         series.append((f"panel:{self.method}", self.decisions.set_index("item_id")["p0"]))
         ref = pd.Series(labels, dtype=float)
         for name, s in series:

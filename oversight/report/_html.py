@@ -166,7 +166,7 @@ def render_html(a: Analysis, *, contested: int = 10) -> str:
          "order is swapped."),
         ("Critic reliability", _plots.reliability, "Dawid-Skene reliability",
          "Dawid-Skene's estimate of how often each critic's verdict matches the latent true "
-         "label; CIs from 200 bootstrap resamples of items."),
+         f"label; CIs from {a.n_boot} bootstrap resamples of items."),
         ("Bradley-Terry strengths", _plots.strengths, "Bradley-Terry strengths",
          "Log-strengths with Hessian 95% intervals."),
         ("Principle conflicts", _plots.conflict_graph, "principle conflict graph",

@@ -61,7 +61,7 @@ def create_reward_app(panel: Any, *, aggregate: str = "mean", lam: float = 1.0,
         from pydantic import BaseModel
     except ImportError:  # pragma: no cover
         raise missing_extra("fastapi", "serve") from None
-    from oversight.train import PanelScorer
+    from oversight.panel import PanelScorer
 
     scorer = PanelScorer(panel, store=store, baseline=baseline)
     lock = threading.Lock()  # one judging pass at a time: one model, one store

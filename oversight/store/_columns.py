@@ -103,15 +103,27 @@ def read_batches(db_path: str | Path, selections: Sequence[Selection],
 
 
 def read_all(con: sqlite3.Connection, schema: pa.Schema = SCHEMA) -> pa.Table:
-    """Every row of the judgments table on `con`, in batches, ordered as
-    `JudgmentStore.judgments()`."""
-    cols = ", ".join(f'"{c}"' for c in JUDGMENT_COLUMNS)
-    cur = con.execute(f'SELECT {cols} FROM judgments ORDER BY critic, item_id, principle, '
+    """Every row of the judgments table on `con`, ordered as `JudgmentStore.judgments()`."""
+    return pa.Table.from_batches(list(_all_batches(con, list(JUDGMENT_COLUMNS))),
+                                 schema=schema)
+
+
+def read_all_batches(db_path: str | Path, columns: Sequence[str] | None = None
+                     ) -> Iterator[pa.RecordBatch]:
+    """Every stored row, as stored, in Arrow batches (ordered as `JudgmentStore.judgments`)."""
+    con = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True, timeout=60)
+    try:
+        yield from _all_batches(con, list(columns or JUDGMENT_COLUMNS))
+    finally:
+        con.close()
+
+
+def _all_batches(con: sqlite3.Connection, cols: list[str]) -> Iterator[pa.RecordBatch]:
+    names = ", ".join(f'"{c}"' for c in cols)
+    cur = con.execute(f'SELECT {names} FROM judgments ORDER BY critic, item_id, principle, '
                       '"order"')
-    batches = []
     while chunk := cur.fetchmany(BATCH_ROWS):
-        batches.append(_batch(chunk, list(JUDGMENT_COLUMNS)))
-    return pa.Table.from_batches(batches, schema=schema)
+        yield _batch(chunk, cols)
 
 
 def _batch(rows: list[tuple[Any, ...]], cols: list[str]) -> pa.RecordBatch:

@@ -5,6 +5,8 @@ functions (GRPO, RLOO), and thin trainer wrappers. TRL and datasets are imported
 function needs them.
 """
 
+from oversight._deprecated import moved
+from oversight.train._datasets import load_training_data
 from oversight.train._export import (
     FORMATS,
     export_dataset,
@@ -18,14 +20,11 @@ from oversight.train._reward import (
     AGGREGATES,
     CriticReward,
     PanelReward,
-    PanelScorer,
-    ScoredBatch,
-    completion_text,
     critic_rewards,
     panel_reward,
 )
 from oversight.train._trainers import (
-    MODES,
+    TRAINERS,
     TrainOptions,
     resolve_model,
     train_dpo,
@@ -39,17 +38,15 @@ from oversight.train._trainers import (
 __all__ = [
     "AGGREGATES",
     "FORMATS",
-    "MODES",
+    "TRAINERS",
     "CriticReward",
     "PanelReward",
-    "PanelScorer",
-    "ScoredBatch",
     "TrainOptions",
-    "completion_text",
     "critic_rewards",
     "export_dataset",
     "kto_dataset",
     "load_run",
+    "load_training_data",
     "panel_reward",
     "preference_dataset",
     "preference_frame",
@@ -62,3 +59,10 @@ __all__ = [
     "train_rloo",
     "train_sft",
 ]
+
+__getattr__ = moved("oversight.train", {
+    "MODES": "oversight.train.TRAINERS",
+    "PanelScorer": "oversight.panel.PanelScorer",
+    "ScoredBatch": "oversight.panel.ScoredBatch",
+    "completion_text": "oversight.panel.completion_text",
+})

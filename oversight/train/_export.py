@@ -13,6 +13,7 @@ dropping flagged items (any flag, or the ones named) and dropping veto conflicts
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,37 +27,48 @@ def load_run(run_dir: str | Path) -> Any:
     """A PanelResult rebuilt from a run directory written by `oversight judge`."""
     from oversight.aggregate import PanelRules
     from oversight.panel import PanelResult
+    from oversight.panel import StoreSource
     from oversight.store import JudgmentStore, run_store
 
     run_dir = Path(run_dir)
     db_path = run_store(run_dir)
     with JudgmentStore(db_path) as db:
-        items, rows, critics = db.items(), db.judgments(), db.critics()
-    if not rows:
+        items, n_rows, critics = db.items(), db.count(), db.critics()
+    if not n_rows:
         raise OversightError(f"{db_path}: the store holds no judgments")
     latest = {c["name"]: c for c in critics}  # a store may hold several runs; keep the latest
     veto = tuple(sorted(n for n, c in latest.items() if c.get("veto")))
-    return PanelResult(items=items, judgment_rows=rows, critics=list(latest.values()),
-                       rules=PanelRules(veto_critics=veto))
+    # the judgments stay in the store and are read as columns when asked for
+    return PanelResult(items=items, critics=list(latest.values()),
+                       rules=PanelRules(veto_critics=veto), source=StoreSource(db_path))
 
 
-def _flag_list(drop_flagged: bool | Sequence[str]) -> list[str]:
+def _flag_list(drop_flagged: str | bool | Sequence[str] | None) -> list[str]:
+    """Flag names whose items are dropped: a list of names, "all", or a comma-separated string
+    (the CLI's `--drop-flagged split,veto_conflict`). `True` is a deprecated alias of "all"."""
     from oversight.aggregate import FLAG_COLUMNS
 
     if drop_flagged is True:
+        warnings.warn('drop_flagged=True is deprecated; use drop_flagged="all" (or a list of '
+                      "flag names)", DeprecationWarning, stacklevel=3)
         return list(FLAG_COLUMNS)
     if drop_flagged is False or drop_flagged is None:
         return []
-    flags = [drop_flagged] if isinstance(drop_flagged, str) else list(drop_flagged)
+    if isinstance(drop_flagged, str):
+        flags = [f.strip() for f in drop_flagged.split(",") if f.strip()]
+    else:
+        flags = list(drop_flagged)
+    if flags == ["all"]:
+        return list(FLAG_COLUMNS)
     bad = [f for f in flags if f not in FLAG_COLUMNS]
     if bad:
         raise OversightError(f"drop_flagged: unknown flag(s) {bad}; valid: "
-                             f"{', '.join(FLAG_COLUMNS)}")
+                             f"{', '.join(FLAG_COLUMNS)}, or all")
     return flags
 
 
 def preference_frame(result: Any, *, method: str | None = None, min_margin: float = 0.0,
-                     drop_flagged: bool | Sequence[str] = False,
+                     drop_flagged: str | Sequence[str] | bool = (),
                      drop_veto_conflicts: bool = True, **options: Any) -> Any:
     """The filtered preference rows as pandas (one per decided item and losing response)."""
     if isinstance(result, (str, Path)):

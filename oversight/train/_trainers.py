@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MODES = ("sft", "reward", "dpo", "kto", "grpo", "rloo")
+# The trainers (`oversight train NAME`); a critic's judging modes are `oversight.critics.MODES`.
+TRAINERS = ("sft", "reward", "dpo", "kto", "grpo", "rloo")
 
 
 @dataclass
@@ -39,10 +40,11 @@ class TrainOptions:
 
 
 def resolve_model(model: Any) -> Any:
-    """'default' -> the embedded SmolLM2 (converted once); any other string or object as is."""
-    if isinstance(model, str) and model == "default":
-        from oversight.backends import default_model_path
+    """'default' (or DEFAULT_MODEL) -> the embedded default model's converted folder; any other
+    string or object as is."""
+    from oversight.backends._default_model import default_model_path, is_default
 
+    if isinstance(model, str) and is_default(model):
         return str(default_model_path())
     return str(model) if isinstance(model, Path) else model
 
