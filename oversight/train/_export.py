@@ -26,8 +26,7 @@ FORMATS = ("preference", "kto", "sft")
 def load_run(run_dir: str | Path) -> Any:
     """A PanelResult rebuilt from a run directory written by `oversight judge`."""
     from oversight.aggregate import PanelRules
-    from oversight.panel import PanelResult
-    from oversight.panel import StoreSource
+    from oversight.panel import PanelResult, StoreSource
     from oversight.store import JudgmentStore, run_store
 
     run_dir = Path(run_dir)
