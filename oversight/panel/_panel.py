@@ -35,6 +35,9 @@ from oversight.store._columns import (
 )
 
 Progress = Callable[[int, int, str], None]
+# What aggregation reads: every column but the free text (raw output, rationale, reason), which
+# is most of a row's bytes and which no aggregator looks at.
+AGGREGATE_COLUMNS = [c for c in JUDGMENT_COLUMNS if c not in ("raw", "rationale", "reason")]
 
 
 class Panel:
@@ -334,7 +337,8 @@ class PanelResult:
         weights = opts.pop("critic_weights", None) or {
             c["name"]: float(c.get("weight", 1.0)) for c in self.critics}
         gold = opts.pop("gold", None)
-        return aggregate(self.judgments, self.items, method=method or self.aggregator,
+        return aggregate(self._columns(AGGREGATE_COLUMNS), self.items,
+                         method=method or self.aggregator,
                          rules=opts.pop("rules", self.rules), critic_weights=weights,
                          gold=gold, **opts)
 
