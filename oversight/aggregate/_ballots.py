@@ -90,12 +90,38 @@ def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", 
     if not parts:
         return pd.DataFrame(columns=cols)
     rows = pd.concat(parts, ignore_index=True)
-    rows["ws"] = rows["s"] * rows["weight"]
-    g = rows.groupby([*by, "response"], sort=True)
-    out = g[["ws", "weight"]].sum()
-    out["support"] = out["ws"] / out["weight"]
-    out["n"] = g.size()
-    return out.reset_index()[cols]
+    return _grouped_support(rows, [*by, "response"])
+
+
+def _grouped_support(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """sum(s * weight) / sum(weight) and the row count per distinct `keys`, sorted by them
+    (what `groupby(keys, sort=True)` gives), on integer codes: each key column is factorized
+    once, the codes combine into one int64 key, and the sums are `np.bincount`s."""
+    combined = np.zeros(len(rows), dtype=np.int64)
+    levels = []
+    for k in keys:
+        codes, uniques = pd.factorize(rows[k], sort=True)
+        if (codes < 0).any():  # a missing key: groupby drops those rows
+            keep = codes >= 0
+            return _grouped_support(rows[keep].reset_index(drop=True), keys)
+        combined = combined * len(uniques) + codes
+        levels.append(uniques)
+    uniq, inverse = np.unique(combined, return_inverse=True)
+    ws = rows["s"].to_numpy(dtype=float) * rows["weight"].to_numpy(dtype=float)
+    ws_sum = np.bincount(inverse, weights=ws, minlength=len(uniq))
+    w_sum = np.bincount(inverse, weights=rows["weight"].to_numpy(dtype=float),
+                        minlength=len(uniq))
+    out: dict[str, Any] = {}
+    rest = uniq
+    for k, uniques in zip(reversed(keys), reversed(levels)):
+        out[k] = np.asarray(uniques)[rest % len(uniques)]
+        rest = rest // len(uniques)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        support = ws_sum / w_sum
+    frame = pd.DataFrame({k: out[k] for k in keys})
+    frame["support"] = support
+    frame["n"] = np.bincount(inverse, minlength=len(uniq)).astype(np.int64)
+    return frame
 
 
 def critic_p0(judgments: pd.DataFrame, orders: str = "all",
