@@ -20,7 +20,12 @@ Prints one table row per size and, at the largest size run,
         ratio=...
 where aggregate_s_per_million is the slowest of the four aggregations.
 
+With --ray N it instead judges N judgments with the critics on 3 local Ray actors and prints
+the driver's CPU microseconds and peak memory per run (ratio = driver CPU s / wall s: the
+share of one core the driver needs to keep up).
+
 Run:  nice -n 19 python benchmarks/overhead.py [--sizes 1e4,1e5,1e6] [--no-aggregate]
+      nice -n 19 python benchmarks/overhead.py --ray 1e5
 """
 
 from __future__ import annotations
@@ -63,6 +68,40 @@ def floor_write(src_db: Path, dst: Path, commit_rows: int) -> tuple[float, float
             n += len(rows)
     src.close()
     return spent, cpu, n
+
+
+def ray_child(n_judgments: int) -> dict:
+    """The same run with the critics on a local Ray session (one actor per function backend,
+    3 actors, 1 CPU each): how much CPU and memory the driver spends per judgment while the
+    actors judge. Only the driver's own CPU seconds are counted (time.process_time)."""
+    import os
+
+    import ray
+    import scale_workload as W
+
+    from oversight.panel import RayExecutor
+
+    n_items = max(1, round(n_judgments / W.JUDGMENTS_PER_ITEM))
+    items = W.items(n_items)
+    panel = W.panel()
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    out: dict = {"items": n_items}
+    with tempfile.TemporaryDirectory() as tmp, RayExecutor() as ex:
+        ex.start(panel.critics)
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = panel.judge(items, store=Path(tmp) / "run", batch_size=256, executor=ex)
+        out["judge_s"] = time.perf_counter() - t0
+        out["driver_cpu_s"] = time.process_time() - c0
+        out["judgments"] = len(result)
+        out["actors"] = len(ex.actors)
+        out["units"] = ex.stats["units_done"]
+    out["driver_rss_before_mib"] = rss0
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ray.shutdown()
+    return out
 
 
 def child(n_judgments: int, aggregate: bool) -> dict:
@@ -109,10 +148,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1e4,1e5,1e6", help="judgments per run, comma-separated")
     ap.add_argument("--no-aggregate", action="store_true", help="time judge and floor only")
+    ap.add_argument("--ray", type=float, help="instead: judge this many judgments on Ray "
+                    "actors and report the driver's CPU and memory per judgment")
     ap.add_argument("--child", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(int(args.child), not args.no_aggregate)))
+        return
+    if args.ray:
+        r = ray_child(int(args.ray))
+        n = r["judgments"]
+        print(json.dumps(r))
+        print(f"BENCH workload=overhead_ray judgments={n} actors={r['actors']} "
+              f"judgments_per_s={n / r['judge_s']:.0f} "
+              f"driver_cpu_us_per_judgment={r['driver_cpu_s'] * 1e6 / n:.1f} "
+              f"driver_rss_mib={r['peak_rss_mib']:.0f} "
+              f"ratio={r['driver_cpu_s'] / r['judge_s']:.2f}")
         return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     print("wall seconds (the machine is shared: see the CPU columns too)")
