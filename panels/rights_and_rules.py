@@ -10,11 +10,12 @@ Run:  oversight judge --panel rights_and_rules --data PAIRS.jsonl --out runs/NAM
 import re
 
 from oversight import Critic, FunctionBackend, Panel, TransformersBackend, load_constitution
+from oversight.critics import JudgeContext
 
 REFUSAL = re.compile(r"^\s*(i'?m sorry|i cannot|i can'?t|i won'?t|as an ai)", re.IGNORECASE)
 
 
-def no_refusal_rule(ctx):
+def no_refusal_rule(ctx: JudgeContext) -> str | None:
     """Pairwise rule: the response that does not open with a refusal wins; abstain if both or
     neither do (a rule that cannot tell must not pretend to)."""
     first, second = (bool(REFUSAL.match(r)) for r in ctx.responses)

@@ -19,6 +19,7 @@ from oversight.aggregate._agreement import (
     principle_conflict_graph,
 )
 from oversight.aggregate._ballots import critic_p0, pairwise_rows, response_support
+from oversight.aggregate._baselines import BASELINES, baseline_agreement
 from oversight.aggregate._bradley_terry import (
     BradleyTerry,
     StrengthFit,
@@ -44,7 +45,9 @@ from oversight.aggregate._rules import PanelRules, apply_rules, disagreement_fla
 from oversight.aggregate._vote import Vote, ballots, decide, tally
 
 __all__ = [
+    "BASELINES",
     "FLAG_COLUMNS",
+    "baseline_agreement",
     "BradleyTerry",
     "PlackettLuce",
     "StrengthFit",

@@ -318,6 +318,16 @@ app.command("revise")(revise_cmd)
 app.command("serve-reward")(serve_reward_cmd)
 app.add_typer(train_app, name="train")
 
+from oversight.cli._overopt import overopt_cmd  # noqa: E402
+
+app.command("overopt")(overopt_cmd)
+
+# Participatory drafting and inverse constitutions (oversight/cli/_draft.py).
+from oversight.cli._draft import draft_app, inverse_cmd  # noqa: E402
+
+app.add_typer(draft_app, name="draft")
+app.command("inverse")(inverse_cmd)
+
 
 def main() -> None:
     try:

@@ -23,7 +23,7 @@ def _example_path(name: str) -> Path:
     if name not in names:
         raise PanelFileError(f"{name}: no such file, and no example panel of that name; "
                              f"example panels: {', '.join(names)} (or give a .py file)")
-    return Path(str(resources.files("oversight.panel").joinpath("examples", f"{name}.py")))
+    return Path(str(resources.files("oversight.panel").joinpath("examples").joinpath(f"{name}.py")))
 
 
 def load_panel(path: str | Path) -> Panel:

@@ -108,9 +108,13 @@ def print_summary(console: Console, a: Analysis, contested: int = 5) -> None:
 
 def run_report(console: Console, run_dir: Path, *, out: Path | None, method: str,
                contested: int, conflict_min_items: int, quiet: bool) -> Path:
-    from oversight.report import write_report
+    from oversight.report import is_overopt_run, write_overopt_report, write_report
 
     t0 = time.perf_counter()
+    if is_overopt_run(run_dir):  # an `oversight overopt` run: its own self-contained section
+        path = write_overopt_report(run_dir, out)
+        console.print(f"wrote {path} in {time.perf_counter() - t0:.1f} s", highlight=False)
+        return path
     a = Analysis.from_run(run_dir, method=method, conflict_min_items=conflict_min_items)
     if not quiet:
         print_summary(console, a)

@@ -57,6 +57,9 @@ class Constitution:
     description: str
     principles: tuple[Principle, ...]
     path: str | None = field(default=None, compare=False)
+    # Where the principles came from (a participatory draft's votes, an inverse constitution's
+    # labels): a free-form [provenance] table. Part of the content hash when present.
+    provenance: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @cached_property
     def hash(self) -> str:
@@ -84,12 +87,14 @@ class Constitution:
 
 def content_hash(constitution: Constitution) -> str:
     """First 12 hex digits of SHA-256 over the canonical (sorted-key JSON) content."""
-    doc = {
+    doc: dict[str, Any] = {
         "name": constitution.name,
         "version": constitution.version,
         "description": constitution.description,
         "principles": [asdict(p) for p in constitution.principles],
     }
+    if constitution.provenance is not None:
+        doc["provenance"] = constitution.provenance
     blob = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -144,7 +149,7 @@ def _check_table(path: str, table: Any, spec: dict[str, Any], principle: str | N
 
 def parse_constitution(doc: dict[str, Any], path: str = "<constitution>") -> Constitution:
     """Validate a parsed TOML document and build the Constitution."""
-    allowed = {"constitution", "principles"}
+    allowed = {"constitution", "principles", "provenance"}
     for key in doc:
         if key not in allowed:
             raise ConstitutionError(
@@ -160,6 +165,10 @@ def parse_constitution(doc: dict[str, Any], path: str = "<constitution>") -> Con
     if path != "<constitution>" and stem != name:
         raise ConstitutionError(path, f"name {name!r} must equal the file stem {stem!r}",
                                 field="name")
+
+    provenance = doc.get("provenance")
+    if provenance is not None and not isinstance(provenance, dict):
+        raise ConstitutionError(path, "must be a table ([provenance])", field="provenance")
 
     raw = doc.get("principles")
     if raw is None:
@@ -207,7 +216,19 @@ def parse_constitution(doc: dict[str, Any], path: str = "<constitution>") -> Con
     return Constitution(name=name, version=header["version"],
                         description=header["description"].strip(),
                         principles=tuple(principles),
-                        path=None if path == "<constitution>" else path)
+                        path=None if path == "<constitution>" else path,
+                        provenance=_plain(provenance) if provenance is not None else None)
+
+
+def _plain(value: Any) -> Any:
+    """TOML values as JSON-able data (dates become ISO strings), so the hash can cover them."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def load_constitution(path: str | Path) -> Constitution:
@@ -270,7 +291,7 @@ def builtin(name: str) -> Constitution:
     if name not in names:
         raise ConstitutionError(name, f"no built-in constitution '{name}'; built-in: "
                                 f"{', '.join(names)} (or give the path of a .toml file)")
-    resource = resources.files(_BUILTIN_PACKAGE).joinpath(_BUILTIN_FOLDER, f"{name}.toml")
+    resource = resources.files(_BUILTIN_PACKAGE).joinpath(_BUILTIN_FOLDER).joinpath(f"{name}.toml")
     label = str(resource)  # the file's path in the installed package
     try:
         doc = tomllib.loads(resource.read_text(encoding="utf-8"))

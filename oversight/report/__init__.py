@@ -7,6 +7,12 @@ helpers send contested items to humans and bring their labels back as a `human` 
 
 from oversight.report._analysis import HUMAN, Analysis, expected_calibration_error
 from oversight.report._html import render_html, write_report
+from oversight.report._overopt import (
+    is_overopt_run,
+    overopt_figures,
+    render_overopt_html,
+    write_overopt_report,
+)
 from oversight.report._plots import Plots
 from oversight.report._review import export_queue, import_labels
 
@@ -17,6 +23,10 @@ __all__ = [
     "expected_calibration_error",
     "export_queue",
     "import_labels",
+    "is_overopt_run",
+    "overopt_figures",
+    "render_overopt_html",
+    "write_overopt_report",
     "render_html",
     "write_report",
 ]

@@ -22,8 +22,8 @@ from oversight.backends import OpenAIBackend
 
 
 def build_panel() -> Panel:
-    url = os.environ.get("OVERSIGHT_SERVED_URL")
-    model = os.environ.get("OVERSIGHT_SERVED_MODEL")
+    url = os.environ.get("OVERSIGHT_SERVED_URL", "")
+    model = os.environ.get("OVERSIGHT_SERVED_MODEL", "")
     unset = [name for name, value in (("OVERSIGHT_SERVED_URL", url),
                                       ("OVERSIGHT_SERVED_MODEL", model)) if not value]
     if unset:
@@ -31,6 +31,7 @@ def build_panel() -> Panel:
                          "base URL (e.g. http://gpu-node:8000/v1) and the model name it serves")
     # The embedded SmolLM2-135M-Instruct, unless OVERSIGHT_SMALL_MODEL names an id or path.
     small = TransformersBackend(os.environ.get("OVERSIGHT_SMALL_MODEL") or None)
+    assert url is not None and model is not None  # both checked just above
     big = OpenAIBackend(model, url, concurrency=32, timeout_s=120, max_retries=4)
     return Panel(
         [
