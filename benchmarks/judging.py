@@ -65,7 +65,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     spinners = []
     if args.contention:
-        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        # Each spins until its parent is gone, so none outlives an interrupted run.
+        spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+        spinners = [subprocess.Popen([sys.executable, "-c", spin])
                     for _ in range(os.cpu_count() or 2)]
     try:
         run(args)
