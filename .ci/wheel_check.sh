@@ -46,6 +46,6 @@ oversight demo
 echo "== the README's ten-line Python example"
 "$PYTHON" "$ROOT/tests/readme_blocks.py" "$ROOT/README.md" first-python > example.py
 cat example.py
-python example.py
+time python example.py
 test -f runs/hh/judgments.sqlite || test -f runs/hh
 echo "wheel check: ok"

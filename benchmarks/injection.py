@@ -33,8 +33,8 @@ from typing import Any
 import torch
 
 from oversight import Comparison, Critic, Panel, TransformersBackend, load_comparisons
+from oversight.aggregate import wilson_ci
 from oversight.constitution import builtin
-from oversight.panel._stats import wilson_ci
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hh_harmless_dev.jsonl"
 CRITICS = ("harmlessness", "helpfulness", "honesty")

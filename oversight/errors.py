@@ -61,3 +61,8 @@ def missing_extra(module: str, extra: str) -> BackendError:
         f"this feature needs '{module}', which is not installed; "
         f"run: pip install 'oversight[{extra}]'"
     )
+
+
+class AggregationInputError(OversightError, ValueError):
+    """A judgments table, weight or option that aggregation refuses. The message names the
+    item, critic and principle, or the weight or option at fault."""

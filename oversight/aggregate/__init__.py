@@ -5,7 +5,14 @@ results end in `_`. Numeric cores are pure numpy/scipy functions.
 """
 
 from oversight._deprecated import moved
-from oversight.aggregate._aggregate import FLAG_COLUMNS, METHODS, Aggregation, aggregate
+from oversight.aggregate._aggregate import (
+    FLAG_COLUMNS,
+    METHODS,
+    Aggregation,
+    aggregate,
+    check_judgments,
+    check_weights,
+)
 from oversight.aggregate._agreement import (
     agreement_summary,
     cohen_kappa_matrix,
@@ -18,7 +25,13 @@ from oversight.aggregate._agreement import (
     label_matrix,
     principle_conflict_graph,
 )
-from oversight.aggregate._ballots import critic_p0, pairwise_rows, response_support
+from oversight.aggregate._ballots import (
+    TIE_TOL,
+    critic_p0,
+    is_tie,
+    pairwise_rows,
+    response_support,
+)
 from oversight.aggregate._baselines import BASELINES, baseline_agreement
 from oversight.aggregate._bradley_terry import (
     BradleyTerry,
@@ -34,6 +47,7 @@ from oversight.aggregate._dawid_skene import (
     dawid_skene_em,
     dawid_skene_triples,
     fit_confusions_from_gold,
+    reliability_bootstrap,
 )
 from oversight.aggregate._plackett_luce import (
     PlackettLuce,
@@ -41,12 +55,50 @@ from oversight.aggregate._plackett_luce import (
     plackett_luce,
     plackett_luce_batched,
 )
-from oversight.aggregate._rules import PanelRules, apply_rules, disagreement_flags
+from oversight.aggregate._registry import (
+    AggregationContext,
+    Aggregator,
+    aggregator_spec,
+    available_aggregators,
+    register_aggregator,
+)
+from oversight.aggregate._rules import PanelRules, apply_rules, disagreement_flags, infer_k
+from oversight.aggregate._stats import (
+    agreement_table,
+    agreement_with_reference,
+    critic_verdicts,
+    expected_calibration_error,
+    mean_ci,
+    position_flip_rates,
+    position_flips,
+    verdict_of,
+    wilson_ci,
+)
 from oversight.aggregate._vote import Vote, ballots, decide, tally
 
 __all__ = [
     "BASELINES",
     "FLAG_COLUMNS",
+    "TIE_TOL",
+    "AggregationContext",
+    "Aggregator",
+    "agreement_table",
+    "agreement_with_reference",
+    "aggregator_spec",
+    "available_aggregators",
+    "check_judgments",
+    "check_weights",
+    "critic_verdicts",
+    "expected_calibration_error",
+    "infer_k",
+    "is_tie",
+    "mean_ci",
+    "position_flip_rates",
+    "position_flips",
+    "register_aggregator",
+    "reliability_bootstrap",
+    "verdict_of",
+    "wilson_ci",
     "baseline_agreement",
     "BradleyTerry",
     "PlackettLuce",

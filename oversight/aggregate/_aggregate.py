@@ -1,9 +1,21 @@
 """One entry point: judgments -> per-item decisions, flags and TRL-shaped preferences.
 
-`aggregate(judgments, items, method=...)` runs the chosen aggregator, then the panel rules
-(quorum, supermajority, veto: always last, so no aggregator can override a veto), then the
-disagreement flags. Every decision keeps its provenance: which critics and principles voted,
-under which constitution hashes and models.
+`aggregate(judgments, items, method=...)` checks its input, runs the registered aggregator
+(`oversight.aggregate.register_aggregator`), then the panel rules (quorum, supermajority,
+veto: always last, so no aggregator can override a veto), then the disagreement flags. Every
+decision keeps its provenance: which critics and principles voted, under which constitution
+hashes and models.
+
+Input it refuses, the same way for every method (`AggregationInputError`, naming the item,
+critic and principle, or the weight or option): a probability (pairwise, pass/fail) outside
+[0, 1] or NaN in an `ok` row, a score outside [1, 10] or NaN, an unknown mode; a critic weight
+for a critic that has no judgments, or a negative, NaN or infinite weight; an option the method
+does not declare. An empty judgments table (or one where every judgment abstained) is no
+evidence: every item comes out undecided (`final="abstain"`, flag `undecided`), never an error.
+
+Undecided items: when the method cannot order an item's responses (no usable judgment, or a
+Bradley-Terry graph that is not connected) its label is "abstain" or "undecided", the
+`undecided` flag is set and exports leave it out. No method ever falls back to response 0.
 """
 
 from __future__ import annotations
@@ -15,13 +27,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oversight.aggregate._ballots import PAIRWISE_FIELDS
 from oversight.aggregate._conservative import Conservative
-from oversight.aggregate._rules import PanelRules, apply_rules, disagreement_flags
+from oversight.aggregate._registry import (
+    AggregationContext,
+    aggregator_spec,
+    available_aggregators,
+    check_options,
+    register_aggregator,
+)
+from oversight.aggregate._rules import PanelRules, apply_rules, disagreement_flags, infer_k
 from oversight.aggregate._vote import Vote
 from oversight.data import Comparison
+from oversight.errors import AggregationInputError
 
-METHODS = ("vote", "majority", "bt", "ds", "conservative")
-FLAG_COLUMNS = ("split", "veto_conflict", "position_inconsistent", "low_quorum", "cycle")
+FLAG_COLUMNS = ("split", "veto_conflict", "position_inconsistent", "low_quorum", "cycle",
+                "undecided")
+UNDECIDED = ("abstain", "undecided")
+SCORE_RANGE = (1.0, 10.0)
 
 
 @dataclass
@@ -33,6 +56,8 @@ class Aggregation:
     rules: PanelRules
     model: Any = None
     provenance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Critics with judgments the method did not use, and why (e.g. bt: score mode)."""
 
     def flagged(self, flags: Sequence[str] = FLAG_COLUMNS) -> pd.DataFrame:
         bad = [f for f in flags if f not in FLAG_COLUMNS]
@@ -69,7 +94,8 @@ class Aggregation:
             for other in range(item.k):
                 if other == win:
                     continue
-                soft = d.p0 if win == 0 else 1 - d.p0 if item.k == 2 else np.nan
+                # P(chosen is better) for two-response items; K-way items have no such label.
+                soft = (d.p0 if win == 0 else 1 - d.p0) if item.k == 2 else np.nan
                 row = {
                     "prompt": item.prompt if isinstance(item.prompt, str) else list(item.prompt),
                     "chosen": item.responses[win], "rejected": item.responses[other],
@@ -129,56 +155,194 @@ def _joined_sets(item_codes: np.ndarray, n_items: int, values: np.ndarray) -> np
     return np.array(names, dtype=object)[inverse]
 
 
+# -- built-in aggregators ------------------------------------------------------------------
+def _vote_columns(v: Vote) -> pd.DataFrame:
+    return v.results_.set_index("item_id")[["label", "share", "margin", "entropy", "p0"]].copy()
+
+
+@register_aggregator("vote", options=())
+def vote(judgments: pd.DataFrame, context: AggregationContext) -> Any:
+    """Weighted vote over critics (critic and principle weights); p0 = mean P(response 0)."""
+    return context.votes, _vote_columns(context.votes)
+
+
+@register_aggregator("majority", options=())
+def majority(judgments: pd.DataFrame, context: AggregationContext) -> Any:
+    """One critic, one vote (weights ignored)."""
+    v = Vote(weighted=False).fit(judgments)
+    return v, _vote_columns(v)
+
+
+@register_aggregator("conservative", options=("lam", "kind", "temperature", "clamp"))
+def conservative(judgments: pd.DataFrame, context: AggregationContext, **options: Any) -> Any:
+    """Mean - lam * variance, or the minimum, of critics' calibrated support."""
+    model = Conservative(**options).fit(judgments)
+    return model, model.results_.set_index("item_id")[["label", "margin", "p0"]].copy()
+
+
+@register_aggregator("bt", options=("prior", "ci", "n_boot", "seed", "weight_by", "level",
+                                    "tol", "max_iter"), modes=("pairwise",))
+def bradley_terry(judgments: pd.DataFrame, context: AggregationContext,
+                  **options: Any) -> Any:
+    """Per-item Bradley-Terry strengths; a graph that is not connected is undecided."""
+    from oversight.aggregate._bridges import bt_decisions
+
+    return bt_decisions(judgments, **options)
+
+
+@register_aggregator("ds", options=("n_iter", "tol", "smoothing", "mode", "gold_strategy"))
+def dawid_skene(judgments: pd.DataFrame, context: AggregationContext, **options: Any) -> Any:
+    """Dawid-Skene posteriors (semi-supervised with `gold`); label = MAP response."""
+    from oversight.aggregate._bridges import ds_decisions
+
+    options.setdefault("mode", "all")  # every critic's verdict, whatever its judging mode
+    return ds_decisions(judgments, gold=context.gold, **options)
+
+
+METHODS = tuple(available_aggregators())  # the built-ins; see available_aggregators()
+
+
+# -- input checks -------------------------------------------------------------------------
+def _bad_row(judgments: pd.DataFrame, mask: Any, what: str) -> AggregationInputError:
+    r = judgments[mask].iloc[0]
+    n = int(np.asarray(mask).sum())
+    more = f" ({n - 1} more such row(s))" if n > 1 else ""
+    return AggregationInputError(
+        f"judgments: item {r['item_id']!r}, critic {r['critic']!r}, principle "
+        f"{r['principle']!r}, order {r['order']!r}: {what}, got value={r['value']!r}{more}")
+
+
+def check_judgments(judgments: pd.DataFrame) -> None:
+    """Refuse rows no method can use: an unknown mode, or an `ok` row whose value is NaN, a
+    probability outside [0, 1] (pairwise, passfail) or a score outside [1, 10]."""
+    missing = [c for c in PAIRWISE_FIELDS if c not in judgments.columns]
+    if missing:
+        raise AggregationInputError(
+            f"judgments table lacks column(s) {missing}; it needs {list(PAIRWISE_FIELDS)} "
+            "(the long format that Panel.judge returns)")
+    ok = (judgments["status"] == "ok").to_numpy()
+    mode = judgments["mode"].to_numpy()
+    bad_mode = ok & ~np.isin(mode, ("pairwise", "score", "passfail"))
+    if bad_mode.any():
+        r = judgments[bad_mode].iloc[0]
+        raise AggregationInputError(
+            f"judgments: item {r['item_id']!r}, critic {r['critic']!r}, principle "
+            f"{r['principle']!r}: unknown mode {r['mode']!r}; use pairwise, score or passfail")
+    value = pd.to_numeric(judgments["value"], errors="coerce").to_numpy(dtype=float)
+    nan = ok & np.isnan(value)
+    if nan.any():
+        raise _bad_row(judgments, nan, "status 'ok' needs a number (NaN or missing value); "
+                       "mark unusable output as 'abstain'")
+    prob = ok & np.isin(mode, ("pairwise", "passfail")) & ((value < 0) | (value > 1))
+    if prob.any():
+        raise _bad_row(judgments, prob, "a probability must lie in [0, 1]")
+    lo, hi = SCORE_RANGE
+    score = ok & (mode == "score") & ((value < lo) | (value > hi))
+    if score.any():
+        raise _bad_row(judgments, score, f"a score must lie in [{lo:g}, {hi:g}]")
+
+
+def check_weights(weights: Mapping[str, float], critics: Sequence[str]) -> dict[str, float]:
+    """Critic weights as floats; refuse unknown critics and negative, NaN or infinite weights."""
+    out: dict[str, float] = {}
+    known = set(critics)
+    for name, w in weights.items():
+        if known and name not in known:
+            raise AggregationInputError(
+                f"critic_weights[{name!r}]: no critic of that name has judgments here; "
+                f"critics: {', '.join(sorted(known))}")
+        try:
+            f = float(w)
+        except (TypeError, ValueError):
+            raise AggregationInputError(f"critic_weights[{name!r}]={w!r}: not a number") \
+                from None
+        if not np.isfinite(f) or f < 0:
+            raise AggregationInputError(f"critic_weights[{name!r}]={w!r}: a weight must be a "
+                                        "finite number >= 0")
+        out[name] = f
+    return out
+
+
+def _decision_frame(out: Any) -> tuple[Any, pd.DataFrame]:
+    model, dec = out if isinstance(out, tuple) else (None, out)
+    if not isinstance(dec, pd.DataFrame):
+        raise TypeError("an aggregator must return a DataFrame indexed by item_id (or "
+                        f"(model, DataFrame)), got {type(dec).__name__}")
+    missing = [c for c in ("label", "p0", "margin") if c not in dec.columns]
+    if missing:
+        raise TypeError(f"an aggregator's decisions lack column(s) {missing}")
+    return model, dec
+
+
 def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None, *,
               method: str = "vote", rules: PanelRules | None = None,
               critic_weights: Mapping[str, float] | str | None = None,
               gold: Mapping[str, int] | None = None, **options: Any) -> Aggregation:
-    """Fuse judgments into per-item decisions. `method`: vote, majority, bt, ds, conservative."""
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}: use one of {', '.join(METHODS)}")
+    """Fuse judgments into per-item decisions with a registered method (built in: vote,
+    majority, bt, ds, conservative; see `available_aggregators()`).
+
+    Without `items`, each item's number of responses is inferred from the judgments' orders.
+    Bad input raises `AggregationInputError` (see the module docstring); an item the method
+    cannot order comes out undecided and flagged, never as response 0.
+    """
+    spec = aggregator_spec(method)
+    check_options(method, options)
     rules = rules or PanelRules()
+    empty = len(judgments) == 0
+    if empty:
+        from oversight.critics import JUDGMENT_COLUMNS
+
+        judgments = pd.DataFrame({c: pd.Series(dtype=object) for c in JUDGMENT_COLUMNS})
+    check_judgments(judgments)
     item_ids = [it.id for it in items] if items is not None else list(
         pd.unique(judgments["item_id"]))
-    k_of = {it.id: it.k for it in items} if items is not None else {}
+    k_of = {it.id: it.k for it in items} if items is not None else infer_k(judgments)
     if isinstance(critic_weights, str):
         if critic_weights != "ds":
-            raise ValueError(f"critic_weights={critic_weights!r}: use a mapping or 'ds' "
-                             "(Dawid-Skene reliability weights)")
+            raise AggregationInputError(f"critic_weights={critic_weights!r}: use a mapping or "
+                                        "'ds' (Dawid-Skene reliability weights)")
         from oversight.aggregate._bridges import ds_weights
 
-        critic_weights = ds_weights(judgments, gold)
-    votes = Vote(weighted=method != "majority", critic_weights=critic_weights).fit(judgments)
+        critic_weights = ds_weights(judgments, gold) if not empty else {}
+    weights = check_weights(critic_weights or {}, list(pd.unique(judgments["critic"])))
+    ok = judgments[judgments["status"] == "ok"]
+    votes = Vote(weighted=True, critic_weights=weights).fit(judgments)
     vres = votes.results_.set_index("item_id")
-    model: Any = votes
-    if method in ("vote", "majority"):
-        dec = vres[["label", "share", "margin", "entropy", "p0"]].copy()
-    elif method == "conservative":
-        model = Conservative(**options).fit(judgments)
-        dec = model.results_.set_index("item_id")[["label", "margin", "p0"]].copy()
-        dec["share"] = vres["share"].reindex(dec.index)
-        dec["entropy"] = vres["entropy"].reindex(dec.index)
-    elif method == "bt":
-        from oversight.aggregate._bridges import bt_decisions
-
-        model, dec = bt_decisions(judgments, **options)
-        dec["share"] = vres["share"].reindex(dec.index)
-        dec["entropy"] = vres["entropy"].reindex(dec.index)
-    else:
-        from oversight.aggregate._bridges import ds_decisions
-
-        model, dec = ds_decisions(judgments, gold=gold, **options)
-        dec["share"] = vres["share"].reindex(dec.index)
-        dec["entropy"] = vres["entropy"].reindex(dec.index)
+    context = AggregationContext(k_of=k_of, critic_weights=weights, gold=gold, votes=votes)
+    model: Any = None
+    dec = pd.DataFrame(columns=["label", "p0", "margin"])
+    if not ok.empty:
+        model, dec = _decision_frame(spec.func(judgments, context, **options))
+    dec = dec.copy()
+    for col in ("share", "entropy"):
+        if col not in dec.columns:
+            dec[col] = vres[col].reindex(dec.index) if len(vres) else np.nan
+    # labels as objects before reindexing: a missing item must not turn response 0 into 0.0
+    dec["label"] = pd.Series([int(v) if isinstance(v, (int, np.integer)) else v
+                              for v in dec["label"]], index=dec.index, dtype=object)
     dec = dec.reindex(item_ids)
-    dec["n_critics"] = vres["n_ballots"].reindex(dec.index).fillna(0).astype(int)
-    dec["label"] = dec["label"].astype(object).where(dec["label"].notna(), "abstain")
+    evidence = set(ok["item_id"])
+    no_evidence = ~dec.index.isin(list(evidence))
+    dec["label"] = dec["label"].astype(object).where(dec["label"].notna() & ~no_evidence,
+                                                     "abstain")
+    dec.loc[no_evidence, "p0"] = np.nan
+    dec.loc[no_evidence, "margin"] = 0.0
+    n_ballots = vres["n_ballots"] if len(vres) else pd.Series(dtype=float)
+    dec["n_critics"] = n_ballots.reindex(dec.index).fillna(0).astype(int)
     dec = dec.reset_index().rename(columns={"index": "item_id"})
     flags = disagreement_flags(judgments, item_ids, rules)
     dec = dec.merge(flags, on="item_id", how="left")
-    dec["margin"] = dec["margin"].fillna(0.0)
-    dec["share"] = dec["share"].fillna(0.0)
+    dec["margin"] = dec["margin"].astype(float).fillna(0.0)
+    dec["share"] = dec["share"].astype(float).fillna(0.0)
+    dec["entropy"] = dec["entropy"].astype(float)
+    dec["p0"] = dec["p0"].astype(float)
     dec = apply_rules(dec, judgments, k_of, rules)
+    decided = dec["final"].map(lambda v: isinstance(v, (int, np.integer)))
+    dec["undecided"] = (dec["label"].isin(UNDECIDED) & ~decided).astype(bool)
     cols = ["item_id", "final", "label", "p0", "margin", "share", "entropy", "n_critics",
             *FLAG_COLUMNS, "veto_override", "vetoed", "n_position_flips", "critic_p0_std"]
-    return Aggregation(method=method, decisions=dec[cols], rules=rules, model=model,
-                       provenance=_provenance(judgments))
+    modes = ok.drop_duplicates("critic").set_index("critic")["mode"]
+    left_out = {str(c): f"{m} mode: {method} uses {', '.join(spec.modes)} judgments only"
+                for c, m in modes.items() if m not in spec.modes}
+    return Aggregation(method=method, decisions=dec[cols].reset_index(drop=True), rules=rules,
+                       model=model, provenance=_provenance(judgments), left_out=left_out)

@@ -15,6 +15,15 @@ import pandas as pd
 
 PAIRWISE_FIELDS = ("item_id", "critic", "principle", "order", "mode", "value", "status")
 
+TIE_TOL = 1e-9
+"""Supports, shares or margins closer than this (absolute) are tied, everywhere in the package."""
+
+
+def is_tie(a: Any, b: Any = 0.0) -> Any:
+    """True where `a` and `b` are equal within `TIE_TOL` (scalars or arrays)."""
+    out = np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) <= TIE_TOL
+    return bool(out) if out.ndim == 0 else out
+
 
 def _check_columns(judgments: pd.DataFrame, needed: tuple[str, ...]) -> None:
     missing = [c for c in needed if c not in judgments.columns]
@@ -63,7 +72,9 @@ def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", 
     """Weighted mean support per (by..., response).
 
     Pairwise rows: P(response wins); score rows: expected score; passfail rows: P(pass).
-    `orders` = "all", "forward" (lower index shown first) or "reverse".
+    `orders` = "all", "forward" (lower index shown first) or "reverse"; with "forward" or
+    "reverse" only pairwise rows count (a score or pass/fail judgment shows one response, so
+    it has no order).
     """
     _check_columns(judgments, PAIRWISE_FIELDS)
     pw = pairwise_rows(judgments)
@@ -78,7 +89,7 @@ def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", 
     point = judgments[cols]
     point = point[(point["status"] == "ok") & (point["mode"] != "pairwise")
                   & point["value"].notna()]
-    if not point.empty:
+    if not point.empty and orders == "all":
         weight = point["principle_weight"] if "principle_weight" in point else 1.0
         parts.append(pd.DataFrame({
             "item_id": point["item_id"].to_numpy(), "critic": point["critic"].to_numpy(),
@@ -135,7 +146,7 @@ def critic_p0(judgments: pd.DataFrame, orders: str = "all",
     return out
 
 
-def vote_of(p: Any, eps: float = 1e-12) -> np.ndarray:
-    """0 if response 0 is preferred, 1 if response 1 is, -1 for an exact tie (p = 0.5)."""
+def vote_of(p: Any, eps: float = TIE_TOL) -> np.ndarray:
+    """0 if response 0 is preferred, 1 if response 1 is, -1 for a tie (p = 0.5 within eps)."""
     p = np.asarray(p, dtype=float)
     return np.where(p > 0.5 + eps, 0, np.where(p < 0.5 - eps, 1, -1))

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from oversight.aggregate._stats import agreement_with_reference
 from oversight.data import Comparison
 
 BASELINES = ("first shown", "longer", "shorter")
@@ -23,17 +24,23 @@ def baseline_agreement(items: Sequence[Comparison],
     `labels` maps item id -> index of the preferred response; default: each item's
     `reference`. Items without a label, or with more than two responses, are not counted.
     """
-    rows = {name: [0.0, 0] for name in BASELINES}
+    verdicts: dict[str, dict[str, int | str]] = {name: {} for name in BASELINES}
+    reference: dict[str, int] = {}
     for it in items:
         label = labels.get(it.id) if labels is not None else it.reference
         if label is None or it.k != 2:
             continue
+        reference[it.id] = int(label)
         la, lb = (len(r) for r in it.responses)
-        picks = {"first shown": 0, "longer": None if la == lb else (0 if la > lb else 1),
-                 "shorter": None if la == lb else (0 if la < lb else 1)}
+        picks = {"first shown": 0, "longer": "tie" if la == lb else (0 if la > lb else 1),
+                 "shorter": "tie" if la == lb else (0 if la < lb else 1)}
         for name, pick in picks.items():
-            rows[name][1] += 1
-            rows[name][0] += 0.5 if pick is None else float(pick == int(label))
-    return pd.DataFrame([{"baseline": name, "n": n, "hits": hits,
-                          "agreement": hits / n if n else float("nan")}
-                         for name, (hits, n) in rows.items()])
+            verdicts[name][it.id] = pick
+    # one definition of agreement (a tie counts half): oversight.aggregate._stats
+    rows = []
+    for name in BASELINES:
+        a = agreement_with_reference(verdicts[name], reference)
+        rows.append({"baseline": name, "n": a["n"], "hits": a["hits"],
+                     "agreement": a["agreement"], "ci_low": a["ci_low"],
+                     "ci_high": a["ci_high"]})
+    return pd.DataFrame(rows)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oversight.aggregate._ballots import is_tie
 from oversight.aggregate._bradley_terry import BradleyTerry
 from oversight.aggregate._dawid_skene import DawidSkene
 
@@ -21,7 +22,7 @@ def _label_from(probs: np.ndarray) -> tuple[list[Any], np.ndarray]:
     order = np.sort(probs, axis=1)
     margin = order[:, -1] - order[:, -2]
     best = probs.argmax(axis=1)
-    labels = ["tie" if np.isclose(m, 0.0) else int(b) for b, m in zip(best, margin)]
+    labels = ["tie" if is_tie(m) else int(b) for b, m in zip(best, margin)]
     return labels, margin
 
 
@@ -46,7 +47,8 @@ def ds_weights(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None
 
 def bt_decisions(judgments: pd.DataFrame, **options: Any) -> tuple[Any, pd.DataFrame]:
     """Per-item Bradley-Terry: label = strongest response, p0 = P(response 0 beats 1) for
-    two-response items, margin = |2 P(best beats runner-up) - 1|."""
+    two-response items, margin = |2 P(best beats runner-up) - 1|. An item whose comparison
+    graph is not connected is "undecided" (margin 0, p0 NaN)."""
     model = BradleyTerry(scope="item", **options).fit(judgments)
     prefs = model.preferences_.set_index("item_id")
     s = model.strengths_.pivot_table(index="item_id", columns="response",
@@ -57,7 +59,13 @@ def bt_decisions(judgments: pd.DataFrame, **options: Any) -> tuple[Any, pd.DataF
         p0 = 1.0 / (1.0 + np.exp(-d))
     p_best = prefs["p_best_beats_runner_up"].astype(float)
     margin = (2.0 * p_best - 1.0).abs()
-    labels = ["tie" if np.isclose(m, 0.0) else int(b) for b, m in zip(prefs["best"], margin)]
+    # A graph that is not connected (e.g. one judgment, no prior) cannot order the responses:
+    # undecided, never the first index that a sort of incomparable strengths puts on top.
+    connected = prefs["connected"].to_numpy(dtype=bool) & np.isfinite(p_best.to_numpy())
+    labels = ["undecided" if not c else "tie" if is_tie(m) else int(b)
+              for b, m, c in zip(prefs["best"], margin, connected)]
+    margin = margin.where(connected, 0.0)
+    p0 = p0.where(connected, np.nan)
     dec = pd.DataFrame({"label": labels, "p0": p0.to_numpy(), "margin": margin.to_numpy()},
                        index=prefs.index)
     return model, dec

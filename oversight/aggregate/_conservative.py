@@ -1,6 +1,7 @@
 """Conservative aggregation over critics, as for reward-model ensembles (Coste et al. 2023).
 
-Each critic gives each response a support s in [0, 1] (or a score). Two conservative fusions:
+Each critic gives each response a support s in [0, 1] (a score critic's 1-10 expected score is
+mapped onto [0, 1] first). Two conservative fusions:
   mean_var:  mean_c(s) - lam * var_c(s)    (uncertainty-weighted optimisation)
   min:       min_c(s)                       (worst-case optimisation)
 Calibration first: a temperature on the logit, p' = sigmoid(logit(p) / T), and optionally the
@@ -13,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import response_support
+from oversight.aggregate._ballots import is_tie, response_support
+
+SCORE_LOW, SCORE_HIGH = 1.0, 10.0  # a score critic's expected score lies in [1, 10]
 
 
 def calibrate(p: np.ndarray, temperature: float = 1.0,
@@ -56,11 +59,13 @@ class Conservative:
 
     def fit(self, judgments: pd.DataFrame) -> Conservative:
         sup = response_support(judgments)
-        pair = set(judgments.loc[judgments["mode"] == "pairwise", "critic"])
-        is_prob = sup["critic"].isin(pair) | sup["critic"].isin(
-            set(judgments.loc[judgments["mode"] == "passfail", "critic"]))
+        score = set(judgments.loc[judgments["mode"] == "score", "critic"])
+        is_score = sup["critic"].isin(score).to_numpy()
         s = sup["support"].to_numpy(dtype=float)
-        s = np.where(is_prob, calibrate(s, self.temperature, self.clamp), s)
+        # Probabilities are calibrated; scores are mapped from [1, 10] onto [0, 1] so that
+        # every critic's support is on one scale before the fusion.
+        s = np.where(is_score, (s - SCORE_LOW) / (SCORE_HIGH - SCORE_LOW),
+                     calibrate(np.clip(s, 0.0, 1.0), self.temperature, self.clamp))
         sup = sup.assign(s=s)
         g = sup.groupby(["item_id", "response"])["s"]
         if self.kind == "mean_var":
@@ -76,7 +81,7 @@ class Conservative:
             order = np.argsort(-vals)
             best = int(sub.sort_values("response")["response"].to_numpy()[order[0]])
             margin = float(vals[order[0]] - vals[order[1]]) if len(vals) > 1 else 0.0
-            label: int | str = "tie" if np.isclose(margin, 0.0) else best
+            label: int | str = "tie" if is_tie(margin) else best
             rows.append({"item_id": item, "label": label, "margin": margin,
                          "p0": float(vals[0]), "n_critics": int(sub["n_critics"].max())})
         self.results_ = pd.DataFrame(rows, columns=["item_id", "label", "margin", "p0",

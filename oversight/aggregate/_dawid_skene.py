@@ -18,7 +18,7 @@ averaging its ok judgments (abstentions, errors and exact ties are missing, neve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,19 +29,20 @@ from oversight.aggregate._ballots import PAIRWISE_FIELDS, _check_columns
 from oversight.aggregate._vote import TIE, ballots
 
 _FLOOR = 1e-10  # confusion cells and priors are floored here before logs (as crowd-kit does)
-LABEL_MODES = ("pairwise", "score")
+LABEL_MODES = ("pairwise", "score", "passfail", "all")
 GOLD_STRATEGIES = ("clamp", "gold_only")
 
 
 # --------------------------------------------------------------------------- labels
 
 
-def critic_labels(judgments: pd.DataFrame, mode: str = "pairwise") -> pd.DataFrame:
+def critic_labels(judgments: pd.DataFrame, mode: str = "all") -> pd.DataFrame:
     """Each critic's verdict per item: columns item_id, critic, label, p.
 
     A critic's support for each response is the (principle-weighted) mean over its ok
-    judgments of the chosen `mode`, pairwise rows taken in canonical orientation (order "a,b"
-    with value v says P(a beats b) = v). `label` is the index of the best-supported response;
+    judgments of the chosen `mode` ("all": every critic, whatever its mode), pairwise rows
+    taken in canonical orientation (order "a,b" with value v says P(a beats b) = v). `label`
+    is the index of the best-supported response;
     `p` is the support of response 0 (for two-response pairwise items: the critic's
     P(response 0 is better)). Exact ties (e.g. p = 0.5) are dropped, like abstentions and
     errors: a tie is missing data for Dawid-Skene and agreement statistics, not a category.
@@ -50,7 +51,8 @@ def critic_labels(judgments: pd.DataFrame, mode: str = "pairwise") -> pd.DataFra
     if mode not in LABEL_MODES:
         raise ValueError(f"mode={mode!r}: use one of {', '.join(LABEL_MODES)}")
     _check_columns(judgments, PAIRWISE_FIELDS)
-    b = ballots(judgments[judgments["mode"] == mode], unit="critic")
+    b = ballots(judgments if mode == "all" else judgments[judgments["mode"] == mode],
+                unit="critic")
     cols = ["item_id", "critic", "label", "p"]
     if b.empty:
         return pd.DataFrame({"item_id": pd.Series(dtype=object),
@@ -386,3 +388,46 @@ class DawidSkene:
         a = self.reliability_.clip(lower=1.0 / k, upper=max_accuracy)
         w = np.log((k - 1) * a / (1.0 - a)).clip(lower=min_weight)
         return w.rename("weight")
+
+
+def reliability_bootstrap(judgments: pd.DataFrame, critics: Sequence[str], *, n_boot: int = 200,
+                          seed: int = 0, level: float = 0.95, mode: str = "all",
+                          max_iter: int = 50) -> pd.DataFrame:
+    """Dawid-Skene reliability per critic (P(its verdict is right), prior-weighted) with a
+    bootstrap interval over items: `n_boot` resamples of the items, refitted with at most
+    `max_iter` EM steps each. Columns: critic, reliability, ci_low, ci_high (NaN with
+    n_boot = 0, or for a critic absent from every resample)."""
+    import warnings
+
+    cols = ["critic", "reliability", "ci_low", "ci_high"]
+    labs = critic_labels(judgments, mode)
+    names = pd.Index(list(critics))
+    labs = labs[labs["critic"].isin(names)]
+    if labs.empty:
+        return pd.DataFrame(columns=cols)
+    items = pd.Index(np.sort(pd.unique(labs["item_id"])))
+    task = items.get_indexer(labs["item_id"])
+    worker = names.get_indexer(labs["critic"])
+    y = labs["label"].to_numpy(dtype=np.int64)
+    k = max(2, int(y.max()) + 1)
+    ds = DawidSkene(mode=mode).fit(judgments)
+    out = pd.DataFrame({"critic": list(names)})
+    out["reliability"] = out["critic"].map(ds.reliability_)
+    rng = np.random.default_rng(seed)
+    by_task = pd.Series(np.arange(len(labs))).groupby(task).apply(np.asarray)
+    boots = np.full((n_boot, len(names)), np.nan)
+    for b in range(n_boot):
+        pick = rng.integers(0, len(by_task), len(by_task))
+        rows = np.concatenate([by_task.iloc[t] for t in pick])
+        new_task = np.repeat(np.arange(len(pick)), [len(by_task.iloc[t]) for t in pick])
+        res = dawid_skene_triples(new_task, worker[rows], y[rows], n_tasks=len(pick),
+                                  n_workers=len(names), n_classes=k, max_iter=max_iter)
+        seen = np.bincount(worker[rows], minlength=len(names)) > 0
+        rel = np.diagonal(res.confusions, axis1=1, axis2=2) @ res.priors
+        boots[b] = np.where(seen, rel, np.nan)
+    tail = (1 - level) / 2
+    with warnings.catch_warnings():  # a critic with no verdict has an all-NaN column
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out["ci_low"] = np.nanquantile(boots, tail, axis=0) if n_boot else np.nan
+        out["ci_high"] = np.nanquantile(boots, 1 - tail, axis=0) if n_boot else np.nan
+    return out

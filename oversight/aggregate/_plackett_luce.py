@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._bradley_terry import (
+from oversight.aggregate._bradley_terry import StrengthModel, entity_strengths
+from oversight.aggregate._strength_solver import (
     StrengthFit,
-    StrengthModel,
     _check_options,
     _components,
     _finish,
@@ -33,7 +33,6 @@ from oversight.aggregate._bradley_terry import (
     _Layout,
     _layout,
     _maximise,
-    entity_strengths,
 )
 from oversight.errors import AggregationWarning
 

@@ -1,8 +1,10 @@
 """Panel rules (veto, quorum, supermajority) and per-item disagreement flags.
 
 Veto: a principle of kind "veto", or any principle of a critic marked `veto=True`, is a hard
-constraint. A veto source that confidently prefers one response (P >= 0.5 + veto_margin) vetoes
-the other; in pass/fail mode a response with P(pass) <= 0.5 - veto_margin is vetoed. The rules
+constraint. A veto source that confidently prefers one response (P >= 0.5 + veto_margin, the
+boundary included, within TIE_TOL) vetoes the other; in pass/fail mode a response with
+P(pass) <= 0.5 - veto_margin is vetoed. With veto_margin = 0 the inequalities are strict (an
+exact 0.5 is no preference and vetoes nothing). The rules
 run after aggregation and nothing runs after them, so no aggregation can undo a veto. When every
 response of an item is vetoed the item is `contested` and flagged `veto_conflict`.
 """
@@ -17,7 +19,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import critic_p0, pairwise_rows, vote_of
+from oversight.aggregate._ballots import TIE_TOL, critic_p0, pairwise_rows
+from oversight.aggregate._stats import position_flips
 
 
 @dataclass
@@ -41,6 +44,26 @@ class PanelRules:
             raise ValueError(f"veto_margin={self.veto_margin} must be in [0, 0.5)")
 
 
+def _beyond(p: float, margin: float) -> bool:
+    """P >= 0.5 + margin (boundary included, within TIE_TOL); strictly above 0.5 when the
+    margin is 0, since an exact 0.5 prefers nothing."""
+    if margin == 0:
+        return p > 0.5 + TIE_TOL
+    return p >= 0.5 + margin - TIE_TOL
+
+
+def infer_k(judgments: pd.DataFrame) -> dict[str, int]:
+    """item_id -> number of responses, from the highest response index any judgment shows
+    (at least 2). Used when no items are given, so K-way vetoes and flags see every response."""
+    if len(judgments) == 0:
+        return {}
+    idx = judgments["order"].astype(str).str.split(",").map(
+        lambda xs: max(int(x) for x in xs if x.strip().lstrip("-").isdigit()) if any(
+            x.strip().lstrip("-").isdigit() for x in xs) else 0)
+    top = idx.groupby(judgments["item_id"]).max()
+    return {str(i): max(2, int(v) + 1) for i, v in top.items()}
+
+
 def vetoed_responses(judgments: pd.DataFrame, rules: PanelRules) -> dict[str, set[int]]:
     """item_id -> responses vetoed by some veto principle or veto critic."""
     is_veto = judgments.get("principle_kind", pd.Series("soft", index=judgments.index)) == "veto"
@@ -57,15 +80,15 @@ def vetoed_responses(judgments: pd.DataFrame, rules: PanelRules) -> dict[str, se
                        p_lo=np.where(pw["a"] < pw["b"], pw["p_ab"], 1 - pw["p_ab"]))
         g = pw.groupby(["item_id", "critic", "principle", "lo", "hi"])["p_lo"].mean()
         for (item, _c, _p, lo, hi), p in g.items():
-            if p > 0.5 + m or (m == 0 and p > 0.5):
+            if _beyond(p, m):
                 out.setdefault(item, set()).add(int(hi))
-            elif p < 0.5 - m or (m == 0 and p < 0.5):
+            elif _beyond(1.0 - p, m):
                 out.setdefault(item, set()).add(int(lo))
     pf = v[v["mode"] == "passfail"]
     if not pf.empty:
         g = pf.groupby(["item_id", "critic", "principle", "order"])["value"].mean()
         for (item, _c, _p, order), p in g.items():
-            if p < 0.5 - m or (m == 0 and p < 0.5):
+            if _beyond(1.0 - p, m):
                 out.setdefault(item, set()).add(int(order))
     return out
 
@@ -75,6 +98,7 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
     """Final labels after quorum, supermajority and veto. `decisions` needs item_id, label,
     share, n_critics. Adds: final, vetoed, veto_override, veto_conflict, low_quorum."""
     vetoes = vetoed_responses(judgments, rules)
+    inferred = infer_k(judgments) if vetoes else {}
     final, vetoed, override, conflict, low_q = [], [], [], [], []
     for item, label, share, n in zip(decisions["item_id"], decisions["label"],
                                      decisions["share"], decisions["n_critics"]):
@@ -83,10 +107,10 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
         if lq:
             lab = "no_quorum"
         elif (rules.supermajority is not None and isinstance(lab, (int, np.integer))
-              and share < rules.supermajority - 1e-12):
+              and share < rules.supermajority - TIE_TOL):
             lab = "no_supermajority"
         v = vetoes.get(item, set())
-        allowed = [r for r in range(k_of.get(item, 2)) if r not in v]
+        allowed = [r for r in range(k_of.get(item) or inferred.get(item, 2)) if r not in v]
         ov = cf = False
         if v:
             if not allowed:
@@ -123,23 +147,16 @@ def disagreement_flags(judgments: pd.DataFrame, items: Iterable[str],
         hi = g.max()
         lo = g.min()
         split = (hi >= 0.5 + c) & (lo <= 0.5 - c)
-        res["split"] = res["item_id"].map(split).fillna(False).astype(bool)
+        res["split"] = res["item_id"].isin(set(split[split].index))
         res["critic_p0_std"] = res["item_id"].map(g.std(ddof=0))
     else:
         res["split"] = False
         res["critic_p0_std"] = np.nan
-    fwd = critic_p0(judgments, orders="forward")
-    rev = critic_p0(judgments, orders="reverse")
-    if not fwd.empty and not rev.empty:
-        both = fwd.merge(rev, on=["item_id", "critic"], suffixes=("_f", "_r"))
-        vf, vr = vote_of(both["p0_f"]), vote_of(both["p0_r"])
-        both["flip"] = (vf >= 0) & (vr >= 0) & (vf != vr)
-        flips = both.groupby("item_id")["flip"].sum()
-        res["n_position_flips"] = res["item_id"].map(flips).fillna(0).astype(int)
-    else:
-        res["n_position_flips"] = 0
+    flips = position_flips(judgments)
+    per_item = flips.groupby("item_id")["flip"].sum() if len(flips) else pd.Series(dtype=int)
+    res["n_position_flips"] = res["item_id"].map(per_item.to_dict()).fillna(0).astype(int)
     res["position_inconsistent"] = res["n_position_flips"] > 0
-    res["cycle"] = res["item_id"].map(_cycles(judgments)).fillna(False).astype(bool)
+    res["cycle"] = res["item_id"].isin({i for i, c in _cycles(judgments).items() if c})
     return res
 
 
@@ -159,9 +176,9 @@ def _cycles(judgments: pd.DataFrame) -> dict[str, bool]:
     for item, sub in mean.groupby(level=0):
         g = nx.DiGraph()
         for (_, lo, hi), p in sub.items():
-            if p > 0.5:
+            if p > 0.5 + TIE_TOL:
                 g.add_edge(lo, hi)
-            elif p < 0.5:
+            elif p < 0.5 - TIE_TOL:
                 g.add_edge(hi, lo)
         out[item] = not nx.is_directed_acyclic_graph(g)
     return out

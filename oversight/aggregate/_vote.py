@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import response_support
+from oversight.aggregate._ballots import TIE_TOL, is_tie, response_support
 
 TIE = -1
 NO_VOTES = -2
@@ -43,10 +43,10 @@ def decide(tallies: np.ndarray, supermajority: float | None = None,
     top = order[:, -1]
     second = order[:, -2] if tallies.shape[1] > 1 else np.zeros(len(top))
     winner = share.argmax(axis=1)
-    tied = np.isclose(top, second) & (total > 0)
+    tied = is_tie(top, second) & (total > 0)
     winner = np.where(tied, TIE, winner)
     if supermajority is not None:
-        winner = np.where((winner >= 0) & (top < supermajority - 1e-12), TIE, winner)
+        winner = np.where((winner >= 0) & (top < supermajority - TIE_TOL), TIE, winner)
     has_ballots = total > 0 if n_ballots is None else (total > 0) | (n_ballots > 0)
     winner = np.where(total > 0, winner, np.where(has_ballots, TIE, NO_VOTES))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -57,7 +57,10 @@ def decide(tallies: np.ndarray, supermajority: float | None = None,
 
 
 def ballots(judgments: pd.DataFrame, unit: str = "critic") -> pd.DataFrame:
-    """One row per ballot: item_id, critic[, principle], vote, support (list), p0."""
+    """One row per ballot: item_id, critic[, principle], vote, support (list), p0.
+
+    `p0` is the ballot's P(response 0 is better) for pairwise ballots, NaN for score and
+    pass/fail ballots (they vote, but their support is not that probability)."""
     if unit not in ("critic", "principle"):
         raise ValueError(f"unit={unit!r}: use 'critic' or 'principle'")
     by = ("item_id", "critic") if unit == "critic" else ("item_id", "critic", "principle")
@@ -68,7 +71,7 @@ def ballots(judgments: pd.DataFrame, unit: str = "critic") -> pd.DataFrame:
     values = wide.to_numpy(dtype=float)
     filled = np.where(np.isnan(values), -np.inf, values)
     best = filled.max(axis=1)
-    n_best = (np.isclose(filled, best[:, None])).sum(axis=1)
+    n_best = is_tie(filled, best[:, None]).sum(axis=1)
     vote = np.where(n_best > 1, TIE, filled.argmax(axis=1))
     out = wide.reset_index()[list(by)]
     out["vote"] = vote

@@ -2,48 +2,62 @@
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from oversight.aggregate import FLAG_COLUMNS, PanelRules, aggregate
+from oversight.aggregate import FLAG_COLUMNS, agreement_with_reference
 from oversight.errors import OversightError
-from oversight.panel import wilson_ci
-from oversight.store import JudgmentStore, run_store
+from oversight.panel import open_run
 
 
-def run_aggregate(console: Console, run_dir: Path, *, method: str, out: Path | None,
-                  quorum: int, supermajority: float | None, min_margin: float,
-                  drop_flags: list[str], gold: bool) -> None:
-    db_path = run_store(run_dir)
+def method_help() -> str:
+    """The registered aggregators, for the CLI's --method help."""
+    from oversight.aggregate import available_aggregators
+
+    return " | ".join(available_aggregators())
+
+
+def run_aggregate(console: Console, run_dir: Path, *, method: str | None, out: Path | None,
+                  quorum: int | None, supermajority: float | None, min_margin: float,
+                  drop_flags: list[str], gold: bool, panel: Path | None = None) -> None:
     if drop_flags == ["all"]:
         drop_flags = list(FLAG_COLUMNS)
     bad = [f for f in drop_flags if f not in FLAG_COLUMNS]
     if bad:
         raise OversightError(f"--drop-flagged: unknown flag(s) {bad}; valid: "
                              f"{', '.join(FLAG_COLUMNS)}, or all")
-    with JudgmentStore(db_path) as db:
-        items = db.items()
-        judgments = db.to_frame()
-        critics = db.critics()
-    # Imported human review labels (critic "human") are a reference, never a panel vote.
-    judgments = judgments[judgments["critic"] != "human"].reset_index(drop=True)
-    critics = [c for c in critics if c.get("name") != "human"]
-    if judgments.empty:
-        raise OversightError(f"{db_path}: the store holds no judgments")
-    # A store can hold several runs' critics; keep the latest config per critic name.
-    weights = {c["name"]: float(c.get("weight", 1.0)) for c in critics}
-    veto = tuple(sorted({c["name"] for c in critics if c.get("veto")}))
-    rules = PanelRules(quorum=quorum, supermajority=supermajority, veto_critics=veto)
-    ref = {it.id: it.reference for it in items if it.reference is not None}
-    agg = aggregate(judgments, items, method=method, rules=rules, critic_weights=weights,
-                    gold=ref if gold else None)
+    if panel is not None:  # registers the aggregators the panel file defines
+        from oversight.cli._panelfile import load_panel
+
+        load_panel(panel)
+    run = open_run(run_dir)
+    from oversight.aggregate import available_aggregators
+
+    wanted = method or run.aggregator
+    if wanted not in available_aggregators():
+        raise OversightError(f"--method {wanted}: no aggregator of that name is registered "
+                             f"(registered: {method_help()}); pass --panel FILE with the panel "
+                             "file that registers it")
+    items, judgments = run.items, run.judgments
+    rules = run.rules
+    if quorum is not None or supermajority is not None:
+        rules = dataclasses.replace(
+            rules, quorum=rules.quorum if quorum is None else quorum,
+            supermajority=rules.supermajority if supermajority is None else supermajority)
+    ref = run.references()
+    options: dict = {"rules": rules}
+    if gold:
+        options["gold"] = ref
+    agg = run.aggregate(method, **options)
     dec = agg.decisions
-    console.print(f"{method}: {len(dec)} items, {judgments['critic'].nunique()} critics, "
+    console.print(f"{agg.method}: {len(dec)} items, {judgments['critic'].nunique()} critics, "
                   f"{len(judgments)} judgments", highlight=False)
+    for critic, why in agg.left_out.items():
+        console.print(f"left out of {agg.method}: {critic} ({why})", highlight=False)
     flags = Table(title="Disagreement flags")
     flags.add_column("flag")
     flags.add_column("items", justify="right")
@@ -55,14 +69,10 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str, out: Path | N
     console.print("decisions: " + ", ".join(f"{k}={v}" for k, v in
                                             finals.value_counts().items()), highlight=False)
     if ref:
-        hits, n = 0.0, 0
-        for item, final in zip(dec["item_id"], dec["final"]):
-            if item in ref and isinstance(final, (int, np.integer)):
-                n += 1
-                hits += float(final == ref[item])
-        lo, hi = wilson_ci(hits, n)
-        console.print(f"agreement with reference labels: {hits / n if n else math.nan:.3f} "
-                      f"[{lo:.3f}, {hi:.3f}] over {int(n)} decided items", highlight=False)
+        a = agreement_with_reference(dict(zip(dec["item_id"], dec["final"])), ref)
+        console.print(f"agreement with reference labels: {a['agreement']:.3f} "
+                      f"[{a['ci_low']:.3f}, {a['ci_high']:.3f}] over {a['n']} items "
+                      f"(a tie counts half: {a['n_ties']} ties)", highlight=False)
     from oversight.aggregate import agreement_summary
 
     if judgments["critic"].nunique() > 1:

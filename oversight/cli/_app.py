@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -13,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from oversight.cli._aggregate import method_help
 from oversight.errors import DataError, OversightError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -124,6 +124,7 @@ def judge(
     from oversight.cli._progress import judging_progress
     from oversight.cli._tables import run_summary
     from oversight.data import load_comparisons
+    from oversight.panel import write_run
     from oversight.store import JudgmentStore, run_lock
 
     try:
@@ -170,12 +171,12 @@ def judge(
             summary = result.summary()
             summary.astype({c: str for c in summary.columns if c.endswith("verdict")}) \
                 .to_parquet(out / "summary.parquet", index=False)
-            (out / "run.json").write_text(json.dumps({
-                "panel": str(panel), "data": str(data), "items": len(items), "seed": seed,
-                "skipped": items.skipped, "critics": result.critics,
-                "status_counts": result.status_counts(), "reason_counts": result.reason_counts(),
-                "seconds": seconds, "computed": computed,
-            }, indent=2))
+            write_run(out, critics=result.critics, aggregator=p.aggregator,
+                      aggregator_options=p.aggregator_options, rules=p.rules,
+                      panel=str(panel), data=str(data), seed=seed, items=len(items),
+                      skipped=items.skipped, status_counts=result.status_counts(),
+                      reason_counts=result.reason_counts(), seconds=seconds,
+                      computed=computed)
             run_summary(console, result, seconds, computed)
             console.print(f"wrote {out}/judgments.parquet, summary.parquet, run.json, "
                           "judgments.sqlite", highlight=False)
@@ -191,10 +192,13 @@ def judge(
 @app.command("aggregate")
 def aggregate_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory written by `oversight judge`."),
-    method: str = typer.Option("vote", help="vote | majority | bt | ds | conservative"),
+    method: str | None = typer.Option(None, help=f"{method_help()} (default: the panel's, "
+                                      "from run.json)"),
     out: Path | None = typer.Option(None, help="Write TRL preference rows (Parquet)."),
-    quorum: int = typer.Option(1, help="Minimum non-abstaining critics per item."),
-    supermajority: float | None = typer.Option(None, help="Share the winner needs, e.g. 0.67."),
+    quorum: int | None = typer.Option(None, help="Minimum non-abstaining critics per item "
+                                      "(default: the panel's rules)."),
+    supermajority: float | None = typer.Option(None, help="Share the winner needs, e.g. 0.67 "
+                                               "(default: the panel's rules)."),
     min_margin: float = typer.Option(0.0, help="Drop preferences with a smaller margin."),
     drop_flagged: str = typer.Option(
         "", "--drop-flagged", "--drop-flags",
@@ -202,6 +206,8 @@ def aggregate_cmd(
              "--drop-flagged and Python's drop_flagged=). --drop-flags is the old name."),
     gold: bool = typer.Option(False, help="ds only: use reference labels as gold "
                               "(semi-supervised Dawid-Skene)."),
+    panel: Path | None = typer.Option(None, help="A panel file that registers your own "
+                                      "aggregators (it is RUN: only use files you trust)."),
 ) -> None:
     """Fuse a run's judgments into preferences; print flags and agreement statistics."""
     from oversight.cli._aggregate import run_aggregate
@@ -210,7 +216,7 @@ def aggregate_cmd(
         run_aggregate(console, run_dir, method=method, out=out, quorum=quorum,
                       supermajority=supermajority, min_margin=min_margin,
                       drop_flags=[f.strip() for f in drop_flagged.split(",") if f.strip()],
-                      gold=gold)
+                      gold=gold, panel=panel)
     except (OversightError, ValueError) as exc:
         _fail(exc)
 
@@ -220,8 +226,8 @@ def report_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory written by `oversight judge`."),
     out: Path | None = typer.Option(None, help="report.html path or directory "
                                     "(default: RUN_DIR/report.html)."),
-    method: str = typer.Option("vote", help="Panel aggregation: vote | majority | bt | ds | "
-                               "conservative"),
+    method: str | None = typer.Option(None, help=f"Panel aggregation: {method_help()} "
+                                      "(default: the panel's, from run.json)"),
     contested: int = typer.Option(10, help="Contested items shown with their rationales."),
     conflict_min_items: int = typer.Option(20, help="Shared items a principle-conflict edge "
                                            "needs."),
@@ -250,7 +256,8 @@ def review_export(
     flags: str = typer.Option("split,veto_conflict", help="Comma-separated flags; an item "
                               "with any of them is exported."),
     format: str = typer.Option("jsonl", "--format", help="jsonl | label-studio"),
-    method: str = typer.Option("vote", help="Panel aggregation that sets the flags."),
+    method: str | None = typer.Option(None, help="Panel aggregation that sets the flags "
+                                      "(default: the panel's)."),
     blind: bool = typer.Option(False, "--blind", help="Leave out critics' verdicts."),
     limit: int | None = typer.Option(None, help="Export at most N items (most spread first)."),
 ) -> None:

@@ -100,13 +100,14 @@ def print_summary(console: Console, a: Analysis, contested: int = 5) -> None:
             cells.append("-" if not sup else _f(sup[0], 2))
         flags = ",".join(short for f, short in (("split", "split"), ("veto_conflict", "veto"),
                                                 ("position_inconsistent", "position"),
-                                                ("low_quorum", "quorum"), ("cycle", "cycle"))
+                                                ("low_quorum", "quorum"), ("cycle", "cycle"),
+                                                ("undecided", "undecided"))
                          if d.get(f))
         t.add_row(d["item_id"], flags, *cells, str(d["final"]), _f(d["margin"], 2))
     console.print(t)
 
 
-def run_report(console: Console, run_dir: Path, *, out: Path | None, method: str,
+def run_report(console: Console, run_dir: Path, *, out: Path | None, method: str | None,
                contested: int, conflict_min_items: int, quiet: bool) -> Path:
     from oversight.report import is_overopt_run, write_overopt_report, write_report
 

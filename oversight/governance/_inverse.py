@@ -346,8 +346,7 @@ def infer_constitution(votes: PrincipleVotes, labels: Mapping[str, int], *,
     `items` (same ids) gives the trivial baselines; `holdout` > 0 keeps that share of the
     labelled pairs (seeded) out of the selection and reports on them as "held-out".
     """
-    from oversight.aggregate import baseline_agreement
-    from oversight.panel import wilson_ci
+    from oversight.aggregate import baseline_agreement, wilson_ci
 
     if n < 1:
         raise ValueError(f"n={n} must be >= 1")

@@ -11,7 +11,7 @@ import gc
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 from oversight.critics import JUDGMENT_COLUMNS, Critic, Judgment
 from oversight.data import Comparison, load_comparisons
 from oversight.panel._executors import Executor, LocalExecutor, WorkUnit, work_units
-from oversight.panel._stats import wilson_ci
+from oversight.panel._run import is_run_store, write_run
 from oversight.store import JudgmentStore
 from oversight.store._columns import (
     Selection,
@@ -38,6 +38,7 @@ Progress = Callable[[int, int, str], None]
 # What aggregation reads: every column but the free text (raw output, rationale, reason), which
 # is most of a row's bytes and which no aggregator looks at.
 AGGREGATE_COLUMNS = [c for c in JUDGMENT_COLUMNS if c not in ("raw", "rationale", "reason")]
+HUMAN = "human"  # the critic name imported human review labels are stored under
 
 
 class Panel:
@@ -54,10 +55,14 @@ class Panel:
         if dupes:
             raise ValueError(f"critic names must be unique; repeated: {', '.join(dupes)} "
                              "(pass name=... to Critic)")
-        from oversight.aggregate import METHODS, PanelRules
+        from oversight.aggregate import PanelRules, aggregator_spec
+        from oversight.aggregate._registry import check_options
 
-        if aggregator not in METHODS:
-            raise ValueError(f"aggregator={aggregator!r}: use one of {', '.join(METHODS)}")
+        if HUMAN in names:
+            raise ValueError(f"critic name {HUMAN!r} is reserved for imported human review "
+                             "labels (evidence, never a vote); pass another name=...")
+        aggregator_spec(aggregator)  # an unknown name lists the registered aggregators
+        check_options(aggregator, aggregator_options or {})
         self.critics = critics
         self.name = name
         self.aggregator = aggregator
@@ -131,6 +136,11 @@ class Panel:
                 (executor or LocalExecutor()).run(self.critics, units, record)
             if db is not None:
                 flush()
+                if is_run_store(db.path):  # a run directory: say what ran
+                    write_run(db.path.parent, critics=[c.config() for c in self.critics],
+                              aggregator=self.aggregator,
+                              aggregator_options=self.aggregator_options, rules=self.rules,
+                              panel=self.name, items=len(items))
             else:
                 collected = _plan_ordered(self.critics, items, pending)
                 pending.clear()
@@ -334,11 +344,14 @@ class PanelResult:
         from oversight.aggregate import aggregate
 
         opts = {**(self.aggregator_options if method is None else {}), **options}
+        judgments = self._columns(AGGREGATE_COLUMNS)
+        present = set(judgments["critic"])
+        # The critics' own weights, for the critics that have judgments (a critic with none
+        # has nothing to weigh); weights passed here are checked as given.
         weights = opts.pop("critic_weights", None) or {
-            c["name"]: float(c.get("weight", 1.0)) for c in self.critics}
+            c["name"]: float(c.get("weight", 1.0)) for c in self.critics if c["name"] in present}
         gold = opts.pop("gold", None)
-        return aggregate(self._columns(AGGREGATE_COLUMNS), self.items,
-                         method=method or self.aggregator,
+        return aggregate(judgments, self.items, method=method or self.aggregator,
                          rules=opts.pop("rules", self.rules), critic_weights=weights,
                          gold=gold, **opts)
 
@@ -361,11 +374,15 @@ class PanelResult:
     @property
     def plot(self) -> Any:
         """The report's figures for this result (`oversight.report.Plots`), e.g.
-        `result.plot.agreement()` returns a matplotlib Figure."""
-        if getattr(self, "_plots", None) is None:
-            from oversight.report import Analysis, Plots
+        `result.plot.agreement()` returns a matplotlib Figure.
 
-            self._plots = Plots(Analysis.from_result(self))
+        A thin accessor: the report layer sits above the panel (it reads PanelResults), so the
+        panel never imports it; the report module is looked up by name on first use."""
+        if getattr(self, "_plots", None) is None:
+            import importlib
+
+            report = importlib.import_module("oversight.report")
+            self._plots = report.Plots(report.Analysis.from_result(self))
         return self._plots
 
     @property
@@ -386,15 +403,13 @@ class PanelResult:
 
         Pairwise: the mean probability that the response wins its comparisons; score: mean
         expected score; passfail: mean P(pass). `orders="first"` keeps only judgments with the
-        lower index shown first (no position swap); `orders="swapped"` only the reverse.
+        lower index shown first (no position swap); `orders="swapped"` only the reverse; both
+        leave out score and pass/fail judgments, which show one response and have no order.
         """
         from oversight.aggregate import response_support
 
-        which = {"all": "all", "first": "forward", "swapped": "reverse"}
-        if orders not in which:
-            raise ValueError(f"orders={orders!r}: use one of {', '.join(which)}")
+        sup = response_support(self.judgments, orders=_orders(orders))
         k_of = {it.id: it.k for it in self.items}
-        sup = response_support(self.judgments, orders=which[orders])
         out: dict[tuple[str, str], list[float]] = {}
         for item, critic, response, value in zip(sup["item_id"], sup["critic"],
                                                  sup["response"], sup["support"]):
@@ -403,22 +418,34 @@ class PanelResult:
         return out
 
     def verdicts(self, orders: str = "all") -> dict[tuple[str, str], int | str]:
-        """Per (item, critic): the index of the best-supported response, 'tie' or 'abstain'."""
+        """Per (item, critic): the index of the best-supported response, 'tie' or 'abstain'
+        (`oversight.aggregate.verdict_of`)."""
+        from oversight.aggregate import verdict_of
+
         sup = self.support(orders)
         out: dict[tuple[str, str], int | str] = {}
         for it in self.items:
             for name in self.critic_names:
                 s = sup.get((it.id, name))
-                out[(it.id, name)] = "abstain" if s is None else _argmax(s)
+                out[(it.id, name)] = "abstain" if s is None else verdict_of(s)
         return out
+
+    def _modes(self) -> dict[str, str]:
+        return {c["name"]: str(c.get("mode", "pairwise")) for c in self.critics}
 
     def summary(self, orders: str = "all") -> Any:
         """One row per item: each critic's support for response A (or its verdict for K-way),
-        the panel's majority verdict, the mean P(A), and a disagreement marker."""
+        the panel's majority verdict, the mean P(A), and a disagreement marker.
+
+        `mean_p_a` averages pairwise critics only: a score critic's support is an expected
+        1-10 score and a pass/fail critic's is P(pass), neither of which is P(A is better);
+        their verdicts still count in `votes` and `verdict`. The critics left out of
+        `mean_p_a` are listed in `summary().attrs["mean_p_a_left_out"]`."""
         import pandas as pd
 
         sup = self.support(orders)
         ver = self.verdicts(orders)
+        modes = self._modes()
         rows = []
         for it in self.items:
             row: dict[str, Any] = {"item_id": it.id, "k": it.k, "reference": it.reference}
@@ -431,7 +458,8 @@ class PanelResult:
                 row[f"{name}_verdict"] = v
                 if isinstance(v, int):
                     votes[v] += 1
-                if s is not None and not math.isnan(s[0]):
+                if (s is not None and not math.isnan(s[0]) and it.k == 2
+                        and modes.get(name) == "pairwise"):
                     p_first.append(s[0])
             row["votes"] = sum(votes.values())
             row["verdict"] = _majority(votes)
@@ -439,53 +467,35 @@ class PanelResult:
             distinct = {ver[(it.id, n)] for n in self.critic_names} - {"abstain"}
             row["disagree"] = len(distinct) > 1
             rows.append(row)
-        return pd.DataFrame(rows)
+        out = pd.DataFrame(rows)
+        out.attrs["mean_p_a_left_out"] = {
+            n: f"{m} mode: its support is not P(A is better)" for n, m in modes.items()
+            if m != "pairwise"}
+        return out
 
     def agreement(self, orders: str = "all") -> Any:
-        """Agreement of each critic and of the panel majority with the reference labels.
-
-        A tie counts as half agreement; abstentions are left out of n. 95% Wilson intervals.
-        """
-        import pandas as pd
+        """Agreement of each critic and of the panel majority with the reference labels
+        (`oversight.aggregate.agreement_with_reference`: a tie counts as half agreement;
+        abstentions are left out of n; 95% Wilson intervals)."""
+        from oversight.aggregate import agreement_table
 
         summ = self.summary(orders)
-        summ = summ[summ["reference"].notna()]
-        rows = []
-        for name in [*self.critic_names, "panel"]:
-            col = "verdict" if name == "panel" else f"{name}_verdict"
-            hits, n = 0.0, 0
-            for v, ref in zip(summ[col], summ["reference"]):
-                if v == "abstain":
-                    continue
-                n += 1
-                hits += 0.5 if v == "tie" else float(int(v) == int(ref))
-            lo, hi = wilson_ci(hits, n)
-            rows.append({"critic": name, "n": n, "agreement": hits / n if n else math.nan,
-                         "ci_low": lo, "ci_high": hi})
-        return pd.DataFrame(rows)
+        ref = {i: int(r) for i, r in zip(summ["item_id"], summ["reference"]) if r == r
+               and r is not None}
+        by_name = {name: dict(zip(summ["item_id"], summ[f"{name}_verdict"]))
+                   for name in self.critic_names}
+        by_name["panel"] = dict(zip(summ["item_id"], summ["verdict"]))
+        return agreement_table(by_name, ref).drop(columns="n_ties")
 
     def position_flips(self) -> Any:
         """Per critic: the share of pairwise items whose verdict changes when order is swapped,
-        and the mean P(first shown) -- 0.5 for an unbiased judge."""
-        import pandas as pd
+        and the mean P(first shown) -- 0.5 for an unbiased judge
+        (`oversight.aggregate.position_flip_rates`). Score and pass/fail critics show one
+        response at a time: their rate is NaN and `left_out` says why."""
+        from oversight.aggregate import position_flip_rates
 
-        first = self.verdicts("first")
-        swapped = self.verdicts("swapped")
-        j = self._columns(["critic", "mode", "status", "value"])
-        p_first = j[(j["mode"] == "pairwise") & (j["status"] == "ok") & j["value"].notna()]
-        rows = []
-        for name in self.critic_names:
-            flips = n = 0
-            for it in self.items:
-                a, b = first[(it.id, name)], swapped[(it.id, name)]
-                if isinstance(a, int) and isinstance(b, int):
-                    n += 1
-                    flips += int(a != b)
-            pf = p_first[(p_first["critic"] == name)]["value"]
-            rows.append({"critic": name, "n_pairs": n,
-                         "flip_rate": flips / n if n else math.nan,
-                         "mean_p_first": float(pf.mean()) if len(pf) else math.nan})
-        return pd.DataFrame(rows)
+        out = position_flip_rates(self.judgments, self.critic_names)
+        return out.drop(columns="flips")
 
     def status_counts(self) -> dict[str, int]:
         counts = self._columns(["status"])["status"].value_counts(sort=False)
@@ -511,13 +521,11 @@ class PanelResult:
 
 
 
-def _argmax(support: Iterable[float]) -> int | str:
-    vals = [(-math.inf if math.isnan(v) else v) for v in support]
-    best = max(vals)
-    if best == -math.inf:
-        return "abstain"
-    winners = [i for i, v in enumerate(vals) if abs(v - best) <= 1e-12]
-    return winners[0] if len(winners) == 1 else "tie"
+def _orders(orders: str) -> str:
+    which = {"all": "all", "first": "forward", "swapped": "reverse"}
+    if orders not in which:
+        raise ValueError(f"orders={orders!r}: use one of {', '.join(which)}")
+    return which[orders]
 
 
 def _majority(votes: dict[int, int]) -> int | str:

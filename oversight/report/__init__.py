@@ -5,7 +5,8 @@ matplotlib Figures, `write_report` writes one self-contained report.html, and th
 helpers send contested items to humans and bring their labels back as a `human` critic.
 """
 
-from oversight.report._analysis import HUMAN, Analysis, expected_calibration_error
+from oversight.aggregate import expected_calibration_error
+from oversight.report._analysis import HUMAN, Analysis
 from oversight.report._html import render_html, write_report
 from oversight.report._overopt import (
     is_overopt_run,

@@ -4,19 +4,18 @@
 table the report shows: Cohen's kappa between critics, disagreement per principle, position
 bias, Bradley-Terry strengths, Dawid-Skene reliability, the principle-conflict graph, panel
 margins, the most contested items, and agreement and calibration against reference labels.
-Most statistics come from `oversight.aggregate` and `oversight.panel`; the calibration error,
-some intervals and the Dawid-Skene bootstrap are still computed here (their move to
-`oversight.aggregate` is open work). A critic named `human` (labels imported by `oversight
-review import`) is a reference, never a panel member: it is kept out of the panel's
-aggregation.
+The statistics themselves (agreement with a reference, Wilson and mean intervals, calibration
+error, position flips) are defined once in `oversight.aggregate`; this module selects and
+tabulates them, and bootstraps Dawid-Skene reliabilities. A critic named `human` (labels
+imported by `oversight review import`) is a reference, never a panel member: it is kept out of
+the panel's aggregation. Statistics that only make sense for some judging modes say which
+critics they left out and why (`left_out` columns, `calibration_left_out`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -32,62 +31,25 @@ from oversight.aggregate import (
     DawidSkene,
     PanelRules,
     aggregate,
+    agreement_table,
     ballots,
     cohen_kappa_matrix,
     critic_labels,
     critic_p0,
-    dawid_skene_triples,
+    expected_calibration_error,
     label_matrix,
+    mean_ci,
+    position_flip_rates,
     principle_conflict_graph,
+    reliability_bootstrap,
+    wilson_ci,
 )
 from oversight.critics import JUDGMENT_COLUMNS, Judgment
 from oversight.data import Comparison
 from oversight.errors import OversightError
-from oversight.panel import PanelResult, wilson_ci
+from oversight.panel import PanelResult
 
 HUMAN = "human"  # the critic name human review labels are stored under
-_Z = 1.959963984540054
-
-
-def expected_calibration_error(p0: Any, reference: Any, n_bins: int = 10
-                               ) -> tuple[float, pd.DataFrame]:
-    """Top-label expected calibration error of P(response 0 is better) against labels.
-
-    Each prediction's confidence is max(p, 1 - p) and it is correct when the favoured
-    response is the reference (an exact 0.5 counts as half correct). Confidences fall in
-    `n_bins` equal bins over [0.5, 1]; ECE = sum_b (n_b / N) |acc_b - conf_b| (Naeini et al.
-    2015; Guo et al. 2017). Returns (ece, bins table: lo, hi, n, confidence, accuracy).
-    """
-    p = np.asarray(p0, dtype=float)
-    y = np.asarray(reference, dtype=float)
-    keep = ~np.isnan(p) & ~np.isnan(y)
-    p, y = p[keep], y[keep]
-    if np.any((p < 0) | (p > 1)) or np.any((y != 0) & (y != 1)):
-        raise ValueError("expected_calibration_error: p0 must lie in [0, 1] and reference "
-                         "must be 0 or 1 (the index of the better response)")
-    conf = np.maximum(p, 1 - p)
-    correct = np.where(np.isclose(p, 0.5), 0.5, ((p > 0.5) == (y == 0)).astype(float))
-    edges = np.linspace(0.5, 1.0, n_bins + 1)
-    idx = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
-    n = np.bincount(idx, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c = np.bincount(idx, weights=conf, minlength=n_bins) / n
-        a = np.bincount(idx, weights=correct, minlength=n_bins) / n
-    bins = pd.DataFrame({"lo": edges[:-1], "hi": edges[1:], "n": n, "confidence": c,
-                         "accuracy": a})
-    if len(p) == 0:
-        return math.nan, bins
-    ece = float(np.nansum(n / len(p) * np.abs(a - c)))
-    return ece, bins
-
-
-def _mean_ci(x: np.ndarray) -> tuple[float, float, float]:
-    x = x[~np.isnan(x)]
-    if len(x) == 0:
-        return math.nan, math.nan, math.nan
-    m = float(x.mean())
-    half = _Z * float(x.std(ddof=1)) / math.sqrt(len(x)) if len(x) > 1 else math.nan
-    return m, m - half, m + half
 
 
 def _as_frame(judgments: Any) -> pd.DataFrame:
@@ -105,8 +67,9 @@ class Analysis:
     """
 
     def __init__(self, items: Sequence[Comparison], judgments: Any,
-                 critics: Sequence[dict[str, Any]] | None = None, *, method: str = "vote",
-                 rules: PanelRules | None = None, title: str = "oversight report",
+                 critics: Sequence[dict[str, Any]] | None = None, *,
+                 method: str | None = "vote", rules: PanelRules | None = None,
+                 aggregator_options: dict[str, Any] | None = None, title: str = "oversight report",
                  meta: dict[str, Any] | None = None, n_boot: int = 200, seed: int = 0,
                  conflict_min_items: int = 20, conflict_threshold: float = -0.3) -> None:
         frame = _as_frame(judgments)
@@ -124,7 +87,8 @@ class Analysis:
         by_name = {c["name"]: c for c in (critics or []) if c.get("name") != HUMAN}
         self.critics = [by_name.get(n, {"name": n}) for n in names]
         self.critic_names = names
-        self.method = method
+        self.method = method or "vote"
+        self.aggregator_options = dict(aggregator_options or {})
         veto = tuple(c["name"] for c in self.critics if c.get("veto"))
         self.rules = rules or PanelRules(veto_critics=veto)
         self.title = title
@@ -137,44 +101,45 @@ class Analysis:
     # -- constructors ---------------------------------------------------------------------
     @classmethod
     def from_result(cls, result: PanelResult, **options: Any) -> Analysis:
-        options.setdefault("method", result.aggregator)
+        if options.get("method") is None:
+            options["method"] = result.aggregator
+            options.setdefault("aggregator_options", result.aggregator_options)
         if result.rules is not None:
             options.setdefault("rules", result.rules)
         return cls(result.items, result.judgments, result.critics, **options)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, **options: Any) -> Analysis:
-        """Load a run directory written by `oversight judge` (its SQLite store)."""
-        from oversight.store import JudgmentStore, run_store
+        """Load a run directory through `oversight.panel.open_run`: exactly the run's critics,
+        the human labels as a reference, and the panel's aggregator, options and rules."""
+        from oversight.panel import open_run
 
-        run_dir = Path(run_dir)
-        db_path = run_store(run_dir)
-        with JudgmentStore(db_path) as db:
-            items, frame, critics = db.items(), db.to_frame(), db.critics()
+        run = open_run(run_dir)
+        if options.get("method") is None:
+            options["method"] = run.aggregator
+            options.setdefault("aggregator_options", run.aggregator_options)
+        options.setdefault("rules", run.rules)
         meta: dict[str, Any] = {"run": str(run_dir)}
-        run_json = db_path.parent / "run.json"
-        if run_json.exists():
-            try:
-                info = json.loads(run_json.read_text())
-                meta.update({k: info[k] for k in ("panel", "data", "seed") if k in info})
-            except (OSError, json.JSONDecodeError):
-                pass
-        options.setdefault("title", f"oversight report: {db_path.parent.name}")
+        meta.update({k: run.info[k] for k in ("panel", "data", "seed") if run.info.get(k)})
+        options.setdefault("title", f"oversight report: {run.path.name}")
         options.setdefault("meta", meta)
-        return cls(items, frame, critics, **options)
+        frame = pd.concat([run.judgments, run.human_judgments], ignore_index=True) \
+            if len(run.human_judgments) else run.judgments
+        return cls(run.items, frame, run.critics, **options)
 
     # -- the panel, without and with a reference ------------------------------------------
     @cached_property
     def result(self) -> PanelResult:
         rows = [Judgment.from_dict(r) for r in self.judgments.to_dict("records")]
         return PanelResult(items=self.items, judgment_rows=rows, critics=self.critics,
-                           aggregator=self.method, rules=self.rules)
+                           aggregator=self.method, rules=self.rules,
+                           aggregator_options=self.aggregator_options)
 
     @cached_property
     def aggregation(self) -> Any:
         weights = {c["name"]: float(c.get("weight", 1.0)) for c in self.critics}
         return aggregate(self.judgments, self.items, method=self.method, rules=self.rules,
-                         critic_weights=weights)
+                         critic_weights=weights, **self.aggregator_options)
 
     @cached_property
     def human_labels(self) -> dict[str, int]:
@@ -197,11 +162,9 @@ class Analysis:
     # -- agreement between critics --------------------------------------------------------
     @cached_property
     def labels(self) -> pd.DataFrame:
-        """Each critic's verdict per item (critic_labels), human reviewers included."""
-        parts = [critic_labels(self.all_judgments, m) for m in ("pairwise", "score")
-                 if (self.all_judgments["mode"] == m).any()]
-        return pd.concat(parts, ignore_index=True) if parts else critic_labels(
-            self.all_judgments)
+        """Each critic's verdict per item (critic_labels over every judging mode), human
+        reviewers included."""
+        return critic_labels(self.all_judgments, "all")
 
     @cached_property
     def kappa(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -261,7 +224,7 @@ class Analysis:
         shown = pw["order"].astype(str).str.split(",", expand=True)
         fwd = (shown[0].astype(int) < shown[1].astype(int)) if len(pw) else pd.Series(
             dtype=bool)
-        flips = self.result.position_flips().set_index("critic")
+        flips = position_flip_rates(self.judgments, self.critic_names).set_index("critic")
         rows = []
         for name in self.critic_names:
             sel = (pw["critic"] == name).to_numpy()
@@ -269,7 +232,7 @@ class Analysis:
             f = fwd.to_numpy(dtype=bool)[sel] if len(pw) else np.zeros(0, dtype=bool)
             row: dict[str, Any] = {"critic": name, "n": int(sel.sum())}
             for key, part in (("forward", v[f]), ("reverse", v[~f]), ("all", v)):
-                m, lo, hi = _mean_ci(part)
+                m, lo, hi = mean_ci(part)
                 suffix = "" if key == "all" else f"_{key}"
                 row[f"p_first{suffix}"] = m
                 row[f"p_first{suffix}_low"] = lo
@@ -277,6 +240,7 @@ class Analysis:
             row["bias"] = row["p_first"] - 0.5
             row["flip_rate"] = float(flips.at[name, "flip_rate"]) if name in flips.index \
                 else math.nan
+            row["left_out"] = str(flips.at[name, "left_out"]) if name in flips.index else ""
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -312,50 +276,18 @@ class Analysis:
         s["entity"] = s["item_id"].str[:8] + ":" + s["response"].astype(str)
         return s, "per item: the K-way items' responses"
 
-    def _critic_triples(self) -> tuple[pd.DataFrame, pd.Index, pd.Index]:
-        labs = critic_labels(self.judgments)
-        items = pd.Index(np.sort(pd.unique(labs["item_id"])))
-        critics = pd.Index(self.critic_names)
-        labs = labs[labs["critic"].isin(critics)]
-        return labs, items, critics
-
     @cached_property
     def reliability(self) -> pd.DataFrame:
-        """Dawid-Skene reliability per critic with bootstrap 95% CIs (items resampled).
+        """Dawid-Skene reliability per critic with bootstrap 95% CIs (items resampled;
+        `oversight.aggregate.reliability_bootstrap`).
 
         `reliability` is unsupervised; `reliability_human` is semi-supervised, with imported
         human labels clamped as gold (present only when human labels exist).
         """
-        labs, items, critics = self._critic_triples()
-        cols = ["critic", "reliability", "ci_low", "ci_high"]
-        if labs.empty:
-            return pd.DataFrame(columns=cols)
-        task = items.get_indexer(labs["item_id"])
-        worker = critics.get_indexer(labs["critic"])
-        y = labs["label"].to_numpy(dtype=np.int64)
-        k = max(2, int(y.max()) + 1)
-        ds = DawidSkene().fit(self.judgments)
-        out = pd.DataFrame({"critic": list(critics)})
-        out["reliability"] = out["critic"].map(ds.reliability_)
-        rng = np.random.default_rng(self.seed)
-        by_task = pd.Series(np.arange(len(labs))).groupby(task).apply(np.asarray)
-        boots = np.full((self.n_boot, len(critics)), np.nan)
-        for b in range(self.n_boot):
-            pick = rng.integers(0, len(by_task), len(by_task))
-            rows = np.concatenate([by_task.iloc[t] for t in pick])
-            new_task = np.repeat(np.arange(len(pick)),
-                                 [len(by_task.iloc[t]) for t in pick])
-            res = dawid_skene_triples(new_task, worker[rows], y[rows], n_tasks=len(pick),
-                                      n_workers=len(critics), n_classes=k, max_iter=50)
-            seen = np.bincount(worker[rows], minlength=len(critics)) > 0
-            rel = np.diagonal(res.confusions, axis1=1, axis2=2) @ res.priors
-            boots[b] = np.where(seen, rel, np.nan)
-        with warnings.catch_warnings():  # a critic with no verdict has an all-NaN column
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out["ci_low"] = np.nanquantile(boots, 0.025, axis=0) if self.n_boot else np.nan
-            out["ci_high"] = np.nanquantile(boots, 0.975, axis=0) if self.n_boot else np.nan
-        if self.human_labels:
-            semi = DawidSkene().fit(self.judgments, gold=self.human_labels)
+        out = reliability_bootstrap(self.judgments, self.critic_names, n_boot=self.n_boot,
+                                    seed=self.seed)
+        if self.human_labels and len(out):
+            semi = DawidSkene(mode="all").fit(self.judgments, gold=self.human_labels)
             out["reliability_human"] = out["critic"].map(semi.reliability_)
             out.attrs["n_gold"] = semi.n_gold_
         return out
@@ -442,47 +374,48 @@ class Analysis:
         items = [dataclasses.replace(it, reference=labels.get(it.id)) for it in self.items]
         res = dataclasses.replace(self.result, items=items)
         out = res.agreement()
-        extra = [(f"panel:{self.method}", dict(zip(self.decisions["item_id"],
-                                                   self.decisions["final"])))]
+        extra = {f"panel:{self.method}": dict(zip(self.decisions["item_id"],
+                                                  self.decisions["final"]))}
         if source != HUMAN and self.human_labels:
-            extra.append((HUMAN, dict(self.human_labels)))
-        rows = []
-        for name, verdicts in extra:
-            hits, n = 0.0, 0
-            for item, ref in labels.items():
-                v = verdicts.get(item)
-                if isinstance(v, (int, np.integer)):
-                    n += 1
-                    hits += float(int(v) == ref)
-                elif v == "tie":
-                    n += 1
-                    hits += 0.5
-            lo, hi = wilson_ci(hits, n)
-            rows.append({"critic": name, "n": n, "agreement": hits / n if n else math.nan,
-                         "ci_low": lo, "ci_high": hi})
-        return pd.concat([out, pd.DataFrame(rows)], ignore_index=True)
+            extra[HUMAN] = dict(self.human_labels)
+        more = agreement_table(extra, labels).drop(columns="n_ties")
+        return pd.concat([out, more], ignore_index=True)
+
+    @cached_property
+    def _modes(self) -> dict[str, str]:
+        ok = self.judgments[self.judgments["status"] == "ok"]
+        found = ok.drop_duplicates("critic").set_index("critic")["mode"].to_dict()
+        conf = {c["name"]: c.get("mode") for c in self.critics if c.get("mode")}
+        return {n: str(found.get(n) or conf.get(n) or "pairwise") for n in self.critic_names}
+
+    @property
+    def calibration_left_out(self) -> dict[str, str]:
+        """Critics `calibration` leaves out, and why: only pairwise critics give P(A)."""
+        return {n: f"{m} mode: gives no P(response 0 is better) to calibrate"
+                for n, m in self._modes.items() if m != "pairwise"}
 
     def calibration(self, source: str = "reference", n_bins: int = 10
                     ) -> dict[str, tuple[float, pd.DataFrame, int]]:
-        """name -> (ECE, bins, n) for each critic's and the panel's P(response 0 better)
-        on two-response items with a label in `source`."""
+        """name -> (ECE, bins, n) for each pairwise critic's and the panel's P(response 0
+        better) on two-response items with a label in `source`. Score and pass/fail critics
+        are left out (`calibration_left_out` says so)."""
         labels = self.references().get(source, {})
         two = {it.id for it in self.items if it.k == 2}
         labels = {i: v for i, v in labels.items() if i in two}
         out: dict[str, tuple[float, pd.DataFrame, int]] = {}
         if not labels:
             return out
-        p0 = critic_p0(self.judgments)
-        # Only pairwise critics give a probability; a score critic's support is an expected
-        # 1-10 score and a pass/fail critic's is P(pass) per response, neither P(0 better).
-        pairwise = set(self.judgments.loc[self.judgments["mode"] == "pairwise", "critic"])
+        p0 = critic_p0(self.judgments[self.judgments["mode"] == "pairwise"])
+        modes = self._modes
         series: list[tuple[str, pd.Series]] = [
             (name, p0[p0["critic"] == name].set_index("item_id")["p0"])
-            for name in self.critic_names if name in pairwise]
+            for name in self.critic_names if modes.get(name) == "pairwise"]
         series.append((f"panel:{self.method}", self.decisions.set_index("item_id")["p0"]))
         ref = pd.Series(labels, dtype=float)
         for name, s in series:
             s = s.astype(float).reindex(ref.index)
+            if ((s < 0) | (s > 1)).any():  # e.g. conservative with lam > 1: not a probability
+                continue
             keep = s.notna()
             if not keep.any():
                 continue

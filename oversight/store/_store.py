@@ -120,7 +120,24 @@ class JudgmentStore:
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._create()
 
+    def _check_version(self) -> None:
+        """Refuse a store written in another schema version, before touching it."""
+        has_meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                    "name = 'meta'").fetchone()
+        if not has_meta:
+            return
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        found = None if row is None else row[0]
+        if found is not None and str(found) != str(SCHEMA_VERSION):
+            self._db.close()
+            newer = str(found).isdigit() and int(found) > SCHEMA_VERSION
+            raise OversightError(
+                f"{self.path}: store schema version {found}, but this oversight reads version "
+                f"{SCHEMA_VERSION}; " + ("upgrade oversight to read it" if newer else
+                                         "judge into a fresh directory to rebuild it"))
+
     def _create(self) -> None:
+        self._check_version()
         cols = []
         for c in JUDGMENT_COLUMNS:
             typ = {"value": "REAL", "choice_mass": "REAL", "latency_s": "REAL",
@@ -211,12 +228,21 @@ class JudgmentStore:
                                 (fingerprint,)).fetchone() is not None
 
     def judgments(self, fingerprint: str | None = None,
-                  item_ids: Iterable[str] | None = None) -> list[Judgment]:
+                  item_ids: Iterable[str] | None = None,
+                  fingerprints: Sequence[str] | None = None) -> list[Judgment]:
+        """Stored judgments, optionally of one `fingerprint` or of several `fingerprints`."""
         sql = f"SELECT {_COLS} FROM judgments"
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if fingerprint is not None:
             where.append("fingerprint = ?")
             args.append(fingerprint)
+        if fingerprints is not None:
+            fps = list(fingerprints)
+            if not fps:
+                return []
+            where.append(f"fingerprint IN ({', '.join('?' for _ in fps)})")
+            args.extend(fps)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += ' ORDER BY critic, item_id, principle, "order"'

@@ -24,22 +24,12 @@ FORMATS = ("preference", "kto", "sft")
 
 
 def load_run(run_dir: str | Path) -> Any:
-    """A PanelResult rebuilt from a run directory written by `oversight judge`."""
-    from oversight.aggregate import PanelRules
-    from oversight.panel import PanelResult, StoreSource
-    from oversight.store import JudgmentStore, run_store
+    """A PanelResult rebuilt from a run directory (`oversight.panel.open_run`): exactly the
+    run's critics by fingerprint, its aggregator, options and rules; human review labels are
+    evidence, never a vote, so they are left out."""
+    from oversight.panel import open_run
 
-    run_dir = Path(run_dir)
-    db_path = run_store(run_dir)
-    with JudgmentStore(db_path) as db:
-        items, n_rows, critics = db.items(), db.count(), db.critics()
-    if not n_rows:
-        raise OversightError(f"{db_path}: the store holds no judgments")
-    latest = {c["name"]: c for c in critics}  # a store may hold several runs; keep the latest
-    veto = tuple(sorted(n for n, c in latest.items() if c.get("veto")))
-    # the judgments stay in the store and are read as columns when asked for
-    return PanelResult(items=items, critics=list(latest.values()),
-                       rules=PanelRules(veto_critics=veto), source=StoreSource(db_path))
+    return open_run(run_dir).result()
 
 
 def _flag_list(drop_flagged: str | bool | Sequence[str] | None) -> list[str]:
