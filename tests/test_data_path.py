@@ -1,7 +1,7 @@
 """Issue 17: the columnar data path agrees row for row with the per-row path it replaced.
 
 The golden files in tests/golden/scale_1e5/ were written by the per-row path (one Judgment
-object per row, `pd.DataFrame([j.to_dict() ...])`; main at 963b405, before issue 17) on the
+object per row, `pd.DataFrame([j.to_dict() ...])`; main at 5383ad5, before issue 17) on the
 workload of tests/scale_workload.py at 8,334 items = 100,008 judgments: the judgments table
 (latency left out: it is wall time), the decisions of vote, Bradley-Terry, Dawid-Skene and
 conservative, and the vote preferences export.
