@@ -31,7 +31,14 @@ from oversight.errors import (
     PanelFileError,
     StoreBusyError,
 )
-from oversight.panel import LocalExecutor, Panel, PanelResult, PanelScorer, RayExecutor
+from oversight.panel import (
+    Escalation,
+    LocalExecutor,
+    Panel,
+    PanelResult,
+    PanelScorer,
+    RayExecutor,
+)
 from oversight.store import JudgmentStore
 
 if TYPE_CHECKING:
@@ -63,6 +70,7 @@ __all__ = [
     "ConstitutionError",
     "Critic",
     "DataError",
+    "Escalation",
     "FunctionBackend",
     "Judgment",
     "JudgmentStore",

@@ -40,6 +40,11 @@ from oversight.aggregate._bradley_terry import (
     bt_fit,
     bt_mm,
 )
+from oversight.aggregate._calibration import (
+    CALIBRATIONS,
+    calibrate_positions,
+    position_priors,
+)
 from oversight.aggregate._conservative import Conservative, calibrate, conservative_scores
 from oversight.aggregate._dawid_skene import (
     DawidSkene,
@@ -54,6 +59,13 @@ from oversight.aggregate._plackett_luce import (
     pl_fit,
     plackett_luce,
     plackett_luce_batched,
+)
+from oversight.aggregate._quality import (
+    baseline_verdicts,
+    judge_scores,
+    length_control,
+    quality_table,
+    wilson_interval,
 )
 from oversight.aggregate._registry import (
     AggregationContext,
@@ -78,6 +90,14 @@ from oversight.aggregate._vote import Vote, ballots, decide, tally
 
 __all__ = [
     "BASELINES",
+    "CALIBRATIONS",
+    "baseline_verdicts",
+    "calibrate_positions",
+    "judge_scores",
+    "length_control",
+    "position_priors",
+    "quality_table",
+    "wilson_interval",
     "FLAG_COLUMNS",
     "TIE_TOL",
     "AggregationContext",

@@ -82,6 +82,7 @@ class ChoiceResult:
     top: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     truncated: bool = False  # text generation stopped at its token limit
+    choice_tokens: tuple[int, ...] | None = None  # tokens per choice, where the backend knows
 
 
 @dataclass

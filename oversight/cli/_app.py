@@ -206,6 +206,8 @@ def aggregate_cmd(
              "--drop-flagged and Python's drop_flagged=). --drop-flags is the old name."),
     gold: bool = typer.Option(False, help="ds only: use reference labels as gold "
                               "(semi-supervised Dawid-Skene)."),
+    calibrate: str | None = typer.Option(None, help="Remove each critic's position prior "
+                                         "before voting, without labels: batch | pride."),
     panel: Path | None = typer.Option(None, help="A panel file that registers your own "
                                       "aggregators (it is RUN: only use files you trust)."),
 ) -> None:
@@ -216,7 +218,7 @@ def aggregate_cmd(
         run_aggregate(console, run_dir, method=method, out=out, quorum=quorum,
                       supermajority=supermajority, min_margin=min_margin,
                       drop_flags=[f.strip() for f in drop_flagged.split(",") if f.strip()],
-                      gold=gold, panel=panel)
+                      gold=gold, panel=panel, calibrate=calibrate)
     except (OversightError, ValueError) as exc:
         _fail(exc)
 
@@ -334,6 +336,12 @@ from oversight.cli._draft import draft_app, inverse_cmd  # noqa: E402
 
 app.add_typer(draft_app, name="draft")
 app.command("inverse")(inverse_cmd)
+
+
+# Judge quality against reference labels (oversight/cli/_evaluate.py).
+from oversight.cli._evaluate import evaluate_cmd  # noqa: E402
+
+app.command("evaluate")(evaluate_cmd)
 
 
 def main() -> None:

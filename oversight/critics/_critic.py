@@ -3,7 +3,13 @@
 Modes:
   pairwise  P(first shown is better) from the normalised log-probs of "A"/"B";
   score     the expected 1-10 score over the digit tokens;
-  passfail  P(the response upholds the principle) from "Yes"/"No".
+  passfail  P(the response upholds the principle) from "Yes"/"No";
+  likelihood  pointwise and position-free: how much more likely the model finds the response
+            after a context stating the principle than after a reference context, the
+            neutral conversation or one stating the principle's breach:
+            d = log p(r | upheld) - log p(r | reference), per token by default. The value is
+            sigmoid(d); all four contrasts (violation/neutral, summed/per token) and the three
+            log-likelihoods are kept in the judgment's `raw` for audit.
 
 Options: position swap (both orders kept, so position bias is measurable), principle sampling
 (k per item with a seed, as in the CAI paper), a rationale generated before the verdict, and
@@ -27,11 +33,12 @@ from typing import Any
 from oversight.backends import Backend, ChatPrompt, ChoiceRequest, ChoiceResult
 from oversight.constitution import Constitution, Principle, load_constitution
 from oversight.critics import _templates as T
-from oversight.critics._judgment import Judgment, Mode
+from oversight.critics._judgment import JUDGMENT_COLUMNS, Judgment, Mode
 from oversight.critics._parse import normalize, parse_choice
 from oversight.data import Comparison
 
-MODES = ("pairwise", "score", "passfail")
+MODES = ("pairwise", "score", "passfail", "likelihood")
+CONTRASTS = ("violation", "neutral")
 # The order strings of 2- and 3-way items, made once (one shared string per order).
 _ORDER_TEXT = {shown: ",".join(map(str, shown)) for shown in
                [(0,), (1,), (2,), (0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)]}
@@ -92,7 +99,8 @@ class Critic:
                  principles: str | int | Sequence[str] = "all", seed: int = 0,
                  rationale: bool = False, rationale_tokens: int = 96,
                  min_choice_mass: float = 0.0, weight: float = 1.0, veto: bool = False,
-                 hardened: bool = False, fence_key: bytes | None = None) -> None:
+                 hardened: bool = False, fence_key: bytes | None = None,
+                 contrast: str = "violation", per_token: bool = True) -> None:
         if not isinstance(constitution, Constitution):
             constitution = load_constitution(constitution)
         if mode not in MODES:
@@ -112,6 +120,12 @@ class Critic:
             raise ValueError(f"min_choice_mass={min_choice_mass} must be in [0, 1)")
         if weight <= 0:
             raise ValueError(f"weight={weight} must be > 0")
+        if contrast not in CONTRASTS:
+            raise ValueError(f"contrast={contrast!r} is not valid; use one of "
+                             f"{', '.join(CONTRASTS)}")
+        if mode == "likelihood" and (hardened or rationale):
+            raise ValueError("mode='likelihood' scores the response itself, with no judge prompt:"
+                             " hardened=True and rationale=True do not apply to it")
         self.constitution = constitution
         self.backend = backend
         self.mode: Mode = mode
@@ -126,6 +140,8 @@ class Critic:
         self.veto = veto
         self.hardened = hardened
         self._fence_key = fence_key
+        self.contrast = contrast
+        self.per_token = per_token
 
     def __repr__(self) -> str:
         return (f"Critic(name={self.name!r}, constitution={self.constitution.name}@"
@@ -135,6 +151,8 @@ class Critic:
     @property
     def template(self) -> str:
         """The prompt template's version (part of the fingerprint and of every judgment)."""
+        if self.mode == "likelihood":
+            return T.LIKELIHOOD_VERSION
         return T.HARDENED_VERSION if self.hardened else T.TEMPLATE_VERSION
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -162,6 +180,8 @@ class Critic:
             "rationale": [self.rationale, self.rationale_tokens],
             "min_choice_mass": self.min_choice_mass,
         }
+        if self.mode == "likelihood":
+            doc["likelihood"] = [self.contrast, self.per_token]
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
     def config(self) -> dict[str, Any]:
@@ -173,6 +193,8 @@ class Critic:
             else list(self.principles),
             "seed": self.seed, "rationale": self.rationale, "weight": self.weight,
             "veto": self.veto, "template": self.template, "fingerprint": self.fingerprint,
+            **({"contrast": self.contrast, "per_token": self.per_token}
+               if self.mode == "likelihood" else {}),
         }
 
     # -- what to judge ---------------------------------------------------------------------
@@ -242,6 +264,8 @@ class Critic:
                 rationales[i] = g.text
                 gen_tokens[i] = g.prompt_tokens + g.completion_tokens
                 gen_latency[i] = g.latency_s
+        if self.mode == "likelihood":
+            return self._prepare_likelihood(tasks)
         choices = self._choices()
         # Prompts render on first access: a backend that never reads them (a function
         # critic) skips the templating.
@@ -252,6 +276,17 @@ class Critic:
                     for i, t in enumerate(tasks)]
         return Prepared(list(tasks), requests, rationales, gen_tokens, gen_latency, choices)
 
+    def _prepare_likelihood(self, tasks: Sequence[Task]) -> Prepared:
+        """Three requests per task: the response as the one 'choice' after each context."""
+        requests = []
+        for t in tasks:
+            response = t.item.responses[t.shown[0]]
+            for ctx in T.likelihood_contexts(t.item, t.principle):
+                requests.append(ChoiceRequest(ctx, (response,), JudgeContext(
+                    t.item, t.shown, t.principle, self.mode, (response,))))
+        n = len(tasks)
+        return Prepared(list(tasks), requests, [None] * n, [0] * n, [0.0] * n, ())
+
     def finish(self, prepared: Prepared, results: Sequence[ChoiceResult]) -> list[Judgment]:
         """Turn the backend's results for prepared requests into judgments."""
         return [Judgment(*row) for row in self.finish_rows(prepared, results)]
@@ -261,9 +296,13 @@ class Critic:
         """The judgments of `finish` as plain tuples in `JUDGMENT_COLUMNS` order: what the
         panel writes to the store, without a Python object per judgment. The critic's
         identity columns are computed once per call, not once per judgment."""
-        if len(results) != len(prepared.tasks):
+        if len(results) != len(prepared.requests):
             raise RuntimeError(f"backend {self.backend.model_id} returned {len(results)} "
-                               f"results for {len(prepared.tasks)} requests")
+                               f"results for {len(prepared.requests)} requests")
+        if self.mode == "likelihood":
+            return [tuple(getattr(j, c) for c in JUDGMENT_COLUMNS)
+                    for j in (self._likelihood_verdict(t, results[3 * i:3 * i + 3])
+                              for i, t in enumerate(prepared.tasks))]
         head = (self.name, self.fingerprint, self.backend.model_id, self.constitution.name,
                 self.constitution.hash)
         template, mode, choices = self.template, self.mode, prepared.choices
@@ -289,6 +328,34 @@ class Critic:
     def judge(self, items: Iterable[Comparison]) -> list[Judgment]:
         """Judge items directly (no cache). Panels add caching and progress on top."""
         return self.judge_tasks(self.tasks(items))
+
+    def _likelihood_verdict(self, task: Task, results: Sequence[ChoiceResult]) -> Judgment:
+        j = self._blank(task, results)
+        rec = _likelihood_fields(results)
+        if isinstance(rec, str):
+            j.status = "error" if any(r.error for r in results) else "abstain"
+            j.reason = rec
+            return j
+        rec["value_from"] = {"contrast": self.contrast, "per_token": self.per_token}
+        j.raw = json.dumps(rec)
+        table = rec["per_token"] if self.per_token else rec["sum"]
+        if table is None:
+            j.status, j.reason = "abstain", ("no-token-count: the backend does not report the "
+                                             "response's token count; use per_token=False")
+            return j
+        d = float(table[self.contrast])
+        j.value = 1.0 / (1.0 + math.exp(-max(min(d, 700.0), -700.0)))
+        return j
+
+    def _blank(self, task: Task, results: Sequence[ChoiceResult]) -> Judgment:
+        return Judgment(
+            item_id=task.item.id, critic=self.name, fingerprint=self.fingerprint,
+            model=self.backend.model_id, constitution=self.constitution.name,
+            constitution_hash=self.constitution.hash, principle=task.principle.id,
+            principle_kind=task.principle.kind, principle_weight=task.principle.weight,
+            template=self.template, order=task.order, mode=self.mode, value=None,
+            status="ok", tokens=sum(r.tokens for r in results),
+            latency_s=sum(r.latency_s for r in results))
 
     def _verdict_columns(self, res: ChoiceResult, choices: tuple[str, ...],
                          keys: tuple[str, ...]
@@ -329,6 +396,24 @@ def _raw_json(choices: tuple[str, ...], keys: tuple[str, ...], probs: Sequence[f
                           ensure_ascii=False)
     body = ", ".join([f"{k}: {float.__repr__(p)}" for k, p in zip(keys, rounded)])
     return f'{{"choices": {{{body}}}, "top": {{}}}}'
+
+
+def _likelihood_fields(results: Sequence[ChoiceResult]) -> dict[str, Any] | str:
+    """The audit record of one likelihood judgment, or the reason it cannot be made."""
+    lls = []
+    for res in results:
+        if res.error is not None:
+            return res.error
+        if res.logprobs is None or not res.logprobs or not math.isfinite(res.logprobs[0]):
+            return ("no-likelihood: the backend gave no finite log-likelihood for the response "
+                    "(mode='likelihood' needs a backend with log-probs of a continuation)")
+        lls.append(float(res.logprobs[0]))
+    n_tok = results[0].choice_tokens[0] if results[0].choice_tokens else None
+    up, neutral, bad = lls
+    rec: dict[str, Any] = {"loglik": {"upheld": up, "neutral": neutral, "violation": bad},
+                           "tokens": n_tok, "sum": {"violation": up - bad, "neutral": up - neutral}}
+    rec["per_token"] = ({k: v / n_tok for k, v in rec["sum"].items()} if n_tok else None)
+    return rec
 
 
 def _score_probs(logprobs: Sequence[float]) -> tuple[list[float], float]:

@@ -1,6 +1,7 @@
 """Panels: several critics, one cached and resumable run."""
 
 from oversight._deprecated import moved
+from oversight.panel._escalation import ESCALATION_FLAGS, Escalation, EscalationRecord
 from oversight.panel._executors import (
     Executor,
     LocalExecutor,
@@ -13,7 +14,8 @@ from oversight.panel._ray import RayExecutor
 from oversight.panel._run import Run, open_run, read_run_info, write_run
 from oversight.panel._scorer import PanelScorer, ScoredBatch, completion_text
 
-__all__ = ["Executor", "LocalExecutor", "Panel", "PanelResult", "PanelScorer", "RayExecutor",
+__all__ = ["ESCALATION_FLAGS", "Escalation", "EscalationRecord",
+           "Executor", "LocalExecutor", "Panel", "PanelResult", "PanelScorer", "RayExecutor",
            "Run", "ScoredBatch", "StoreSource", "TableSource", "WorkUnit", "completion_text",
            "judge_unit", "open_run", "read_run_info", "work_units", "write_run"]
 

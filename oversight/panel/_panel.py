@@ -19,6 +19,12 @@ from typing import Any
 
 from oversight.critics import JUDGMENT_COLUMNS, Critic, Judgment
 from oversight.data import Comparison, load_comparisons
+from oversight.panel._escalation import (
+    Escalation,
+    EscalationRecord,
+    apply_escalation,
+    contested,
+)
 from oversight.panel._executors import Executor, LocalExecutor, WorkUnit, work_units
 from oversight.panel._run import is_run_store, write_run
 from oversight.store import JudgmentStore
@@ -46,7 +52,8 @@ class Panel:
 
     def __init__(self, critics: Sequence[Critic], *, name: str = "panel",
                  aggregator: str = "vote", rules: Any = None,
-                 aggregator_options: dict[str, Any] | None = None) -> None:
+                 aggregator_options: dict[str, Any] | None = None,
+                 escalation: Escalation | None = None) -> None:
         critics = list(critics)
         if not critics:
             raise ValueError("a Panel needs at least one critic")
@@ -67,6 +74,12 @@ class Panel:
         self.name = name
         self.aggregator = aggregator
         self.aggregator_options = dict(aggregator_options or {})
+        self.escalation = escalation
+        if escalation is not None:
+            clash = sorted(set(names) & {c.name for c in escalation.critics})
+            if clash:
+                raise ValueError(f"escalation critics must differ from the panel's critics; "
+                                 f"repeated: {', '.join(clash)}")
         veto = tuple(c.name for c in critics if c.veto)
         self.rules = rules or PanelRules(veto_critics=veto)
         if veto and not set(veto) <= set(self.rules.veto_critics):
@@ -156,10 +169,15 @@ class Panel:
                       skipped=list(skipped), aggregator=self.aggregator, rules=self.rules,
                       aggregator_options=self.aggregator_options)
         if db is not None:
-            return PanelResult(**common, source=StoreSource(
+            result = PanelResult(**common, source=StoreSource(
                 db.path, [_selection(c, items) for c in self.critics],
                 [it.id for it in items]))
-        return PanelResult(**common, source=TableSource(collected))
+        else:
+            result = PanelResult(**common, source=TableSource(collected))
+        if self.escalation is not None:
+            result.escalation = self._escalate(result, store, batch_size=batch_size,
+                                               progress=progress, executor=executor)
+        return result
 
     def _units(self, items: Sequence[Comparison], db: JudgmentStore | None, fresh: bool,
                chunk_items: int, batch_size: int, state: dict[str, Any], total: int,
@@ -183,6 +201,29 @@ class Panel:
             state["done"] += cached
             cached = 0
             yield from work_units(self.critics, todo, chunk, batch_size)
+
+
+    def _escalate(self, result: PanelResult, store: Any, **judge_options: Any
+                  ) -> EscalationRecord:
+        """Send the cheap panel's contested items to the strong critics or to review."""
+        esc = self.escalation
+        assert esc is not None
+        flagged = contested(result.aggregate().decisions, result.judgments, esc.flags,
+                            esc.min_margin)
+        flagged["to"] = esc.to
+        record = EscalationRecord(items=flagged, to=esc.to, n_items=len(result.items),
+                                  critics=[c.name for c in esc.critics])
+        if esc.to == "critic":
+            record.if_all = sum(len(c.tasks(result.items)) for c in esc.critics)
+            wanted = set(flagged["item_id"])
+            chosen = [it for it in result.items if it.id in wanted]
+            if chosen:
+                strong = Panel(esc.critics, name=f"{self.name}:escalation",
+                               aggregator=self.aggregator,
+                               aggregator_options=self.aggregator_options)
+                record.strong = strong.judge(chosen, store=store, **judge_options)
+                record.spent = sum(len(c.tasks(chosen)) for c in esc.critics)
+        return record
 
 
 @contextmanager
@@ -289,12 +330,14 @@ class PanelResult:
     rules: Any
     aggregator_options: dict[str, Any]
     source: TableSource | StoreSource
+    escalation: EscalationRecord | None
 
     def __init__(self, items: list[Comparison], judgment_rows: Sequence[Judgment] | None = None,
                  critics: list[dict[str, Any]] | None = None,
                  skipped: list[tuple[int, str]] | None = None, aggregator: str = "vote",
                  rules: Any = None, aggregator_options: dict[str, Any] | None = None, *,
-                 source: TableSource | StoreSource | None = None) -> None:
+                 source: TableSource | StoreSource | None = None,
+                 escalation: EscalationRecord | None = None) -> None:
         if source is None:
             rows = [tuple(getattr(j, c) for c in JUDGMENT_COLUMNS) for j in judgment_rows or ()]
             source = TableSource(rows_to_table(rows))
@@ -305,6 +348,7 @@ class PanelResult:
         self.rules = rules
         self.aggregator_options = dict(aggregator_options or {})
         self.source = source
+        self.escalation = escalation
 
     def __repr__(self) -> str:
         return (f"PanelResult(items={len(self.items)}, critics={self.critic_names}, "
@@ -351,9 +395,12 @@ class PanelResult:
         weights = opts.pop("critic_weights", None) or {
             c["name"]: float(c.get("weight", 1.0)) for c in self.critics if c["name"] in present}
         gold = opts.pop("gold", None)
-        return aggregate(judgments, self.items, method=method or self.aggregator,
-                         rules=opts.pop("rules", self.rules), critic_weights=weights,
-                         gold=gold, **opts)
+        agg = aggregate(judgments, self.items, method=method or self.aggregator,
+                        rules=opts.pop("rules", self.rules), critic_weights=weights,
+                        gold=gold, **opts)
+        if self.escalation is not None:
+            agg = apply_escalation(agg, self.escalation, judgments)
+        return agg
 
     @property
     def aggregation(self) -> Any:
