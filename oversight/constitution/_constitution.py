@@ -12,6 +12,7 @@ import json
 import re
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -80,8 +81,9 @@ class Constitution:
     # labels): a free-form [provenance] table. Part of the content hash when present.
     provenance: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
-    @property
+    @cached_property
     def hash(self) -> str:
+        """The content hash, computed once: the constitution is frozen, so it cannot change."""
         return content_hash(self)
 
     def __len__(self) -> int:
