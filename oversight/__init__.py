@@ -20,7 +20,7 @@ from oversight.backends import (
     VLLMBackend,
 )
 from oversight.constitution import Constitution, Principle, load_constitution
-from oversight.critics import Critic, Judgment
+from oversight.critics import Critic, Judgment, verifier_critic
 from oversight.data import Comparison, load_comparisons
 from oversight.errors import (
     AggregationWarning,
@@ -31,7 +31,14 @@ from oversight.errors import (
     PanelFileError,
     StoreBusyError,
 )
-from oversight.panel import LocalExecutor, Panel, PanelResult, PanelScorer, RayExecutor
+from oversight.panel import (
+    Escalation,
+    LocalExecutor,
+    Panel,
+    PanelResult,
+    PanelScorer,
+    RayExecutor,
+)
 from oversight.store import JudgmentStore
 
 if TYPE_CHECKING:
@@ -63,6 +70,7 @@ __all__ = [
     "ConstitutionError",
     "Critic",
     "DataError",
+    "Escalation",
     "FunctionBackend",
     "Judgment",
     "JudgmentStore",
@@ -82,4 +90,5 @@ __all__ = [
     "__version__",
     "load_comparisons",
     "load_constitution",
+    "verifier_critic",
 ]

@@ -98,8 +98,8 @@ def test_example_panel_by_name_loads_with_builtin_constitutions(monkeypatch, tmp
     from oversight.cli._panelfile import example_panels, load_panel
 
     monkeypatch.chdir(tmp_path)
-    assert example_panels() == ["checks_and_balances", "mixed_local_and_served",
-                                "rights_and_rules"]
+    assert example_panels() == ["checks_and_balances", "distilled", "likelihood",
+                                "mixed_local_and_served", "rights_and_rules"]
     panel = load_panel("rights_and_rules")  # builds backends lazily: no model is loaded
     assert [c.constitution.name for c in panel.critics] == ["privacy", "autonomy", "helpfulness"]
 

@@ -40,6 +40,11 @@ from oversight.aggregate._bradley_terry import (
     bt_fit,
     bt_mm,
 )
+from oversight.aggregate._calibration import (
+    CALIBRATIONS,
+    calibrate_positions,
+    position_priors,
+)
 from oversight.aggregate._conservative import Conservative, calibrate, conservative_scores
 from oversight.aggregate._dawid_skene import (
     DawidSkene,
@@ -49,11 +54,23 @@ from oversight.aggregate._dawid_skene import (
     fit_confusions_from_gold,
     reliability_bootstrap,
 )
+from oversight.aggregate._paired import (
+    agreement_credit,
+    paired_bootstrap,
+    position_consistency,
+)
 from oversight.aggregate._plackett_luce import (
     PlackettLuce,
     pl_fit,
     plackett_luce,
     plackett_luce_batched,
+)
+from oversight.aggregate._quality import (
+    baseline_verdicts,
+    judge_scores,
+    length_control,
+    quality_table,
+    wilson_interval,
 )
 from oversight.aggregate._registry import (
     AggregationContext,
@@ -77,7 +94,18 @@ from oversight.aggregate._stats import (
 from oversight.aggregate._vote import Vote, ballots, decide, tally
 
 __all__ = [
+    "agreement_credit",
+    "paired_bootstrap",
+    "position_consistency",
     "BASELINES",
+    "CALIBRATIONS",
+    "baseline_verdicts",
+    "calibrate_positions",
+    "judge_scores",
+    "length_control",
+    "position_priors",
+    "quality_table",
+    "wilson_interval",
     "FLAG_COLUMNS",
     "TIE_TOL",
     "AggregationContext",

@@ -56,6 +56,7 @@ class Aggregation:
     rules: PanelRules
     model: Any = None
     provenance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    calibration: pd.DataFrame | None = None  # removed position priors (calibrate=...)
     left_out: dict[str, str] = field(default_factory=dict)
     """Critics with judgments the method did not use, and why (e.g. bt: score mode)."""
 
@@ -117,22 +118,42 @@ class Aggregation:
 
 
 def _provenance(judgments: pd.DataFrame) -> pd.DataFrame:
+    """Per item (sorted by id): the sorted, comma-joined distinct critics, models,
+    critic:principle pairs and constitution@hash of its ok judgments, and their count."""
     ok = judgments[judgments["status"] == "ok"]
     if ok.empty:
         return pd.DataFrame(columns=["item_id"])
-    g = ok.groupby("item_id")
+    item_codes, item_ids = pd.factorize(ok["item_id"].to_numpy(dtype=object), sort=True)
 
-    def joined(col: str) -> pd.Series:
-        return g[col].agg(lambda s: ",".join(sorted(set(map(str, s)))))
+    def text(col: str) -> np.ndarray:
+        return ok[col].to_numpy(dtype=object).astype(str).astype(object)
 
-    cp = ok.assign(cp=ok["critic"] + ":" + ok["principle"])
-    cons = ok.assign(ch=ok["constitution"] + "@" + ok["constitution_hash"])
-    return pd.DataFrame({
-        "critics": joined("critic"), "models": joined("model"),
-        "principles": cp.groupby("item_id")["cp"].agg(lambda s: ",".join(sorted(set(s)))),
-        "constitutions": cons.groupby("item_id")["ch"].agg(lambda s: ",".join(sorted(set(s)))),
-        "n_judgments": g.size(),
-    }).reset_index()
+    out = {"item_id": item_ids,
+           "critics": _joined_sets(item_codes, len(item_ids), text("critic")),
+           "models": _joined_sets(item_codes, len(item_ids), text("model")),
+           "principles": _joined_sets(item_codes, len(item_ids),
+                                      text("critic") + ":" + text("principle")),
+           "constitutions": _joined_sets(item_codes, len(item_ids),
+                                         text("constitution") + "@" + text("constitution_hash")),
+           "n_judgments": np.bincount(item_codes, minlength=len(item_ids))}
+    return pd.DataFrame(out)
+
+
+def _joined_sets(item_codes: np.ndarray, n_items: int, values: np.ndarray) -> np.ndarray:
+    """Per item: ",".join(sorted(set(values of the item))), on columns. Each distinct set is
+    joined once: an item's set is a bit mask over the (sorted) distinct values."""
+    value_codes, uniques = pd.factorize(values, sort=True)
+    if len(uniques) > 62:  # too many distinct values for a mask: join per item
+        frame = pd.DataFrame({"i": item_codes, "v": values}).drop_duplicates()
+        frame = frame.sort_values(["i", "v"])
+        joined = frame.groupby("i", sort=True)["v"].agg(",".join)
+        return joined.reindex(range(n_items)).to_numpy(dtype=object)
+    masks = np.zeros(n_items, dtype=np.int64)
+    np.bitwise_or.at(masks, item_codes, np.left_shift(np.int64(1), value_codes.astype(np.int64)))
+    distinct, inverse = np.unique(masks, return_inverse=True)
+    names = [",".join(str(uniques[b]) for b in range(len(uniques)) if (int(m) >> b) & 1)
+             for m in distinct]
+    return np.array(names, dtype=object)[inverse]
 
 
 # -- built-in aggregators ------------------------------------------------------------------
@@ -202,18 +223,20 @@ def check_judgments(judgments: pd.DataFrame) -> None:
             "(the long format that Panel.judge returns)")
     ok = (judgments["status"] == "ok").to_numpy()
     mode = judgments["mode"].to_numpy()
-    bad_mode = ok & ~np.isin(mode, ("pairwise", "score", "passfail"))
+    bad_mode = ok & ~np.isin(mode, ("pairwise", "score", "passfail", "likelihood"))
     if bad_mode.any():
         r = judgments[bad_mode].iloc[0]
         raise AggregationInputError(
             f"judgments: item {r['item_id']!r}, critic {r['critic']!r}, principle "
-            f"{r['principle']!r}: unknown mode {r['mode']!r}; use pairwise, score or passfail")
+            f"{r['principle']!r}: unknown mode {r['mode']!r}; use pairwise, score, passfail or "
+            "likelihood")
     value = pd.to_numeric(judgments["value"], errors="coerce").to_numpy(dtype=float)
     nan = ok & np.isnan(value)
     if nan.any():
         raise _bad_row(judgments, nan, "status 'ok' needs a number (NaN or missing value); "
                        "mark unusable output as 'abstain'")
-    prob = ok & np.isin(mode, ("pairwise", "passfail")) & ((value < 0) | (value > 1))
+    prob = ok & np.isin(mode, ("pairwise", "passfail", "likelihood")) \
+        & ((value < 0) | (value > 1))
     if prob.any():
         raise _bad_row(judgments, prob, "a probability must lie in [0, 1]")
     lo, hi = SCORE_RANGE
@@ -257,16 +280,28 @@ def _decision_frame(out: Any) -> tuple[Any, pd.DataFrame]:
 def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None, *,
               method: str = "vote", rules: PanelRules | None = None,
               critic_weights: Mapping[str, float] | str | None = None,
-              gold: Mapping[str, int] | None = None, **options: Any) -> Aggregation:
+              gold: Mapping[str, int] | None = None, calibrate: str | None = None,
+              calibrate_share: float = 0.1, **options: Any) -> Aggregation:
     """Fuse judgments into per-item decisions with a registered method (built in: vote,
     majority, bt, ds, conservative; see `available_aggregators()`).
 
     Without `items`, each item's number of responses is inferred from the judgments' orders.
     Bad input raises `AggregationInputError` (see the module docstring); an item the method
     cannot order comes out undecided and flagged, never as response 0.
+
+    `calibrate`: "batch" or "pride" removes each critic's prior over positions before
+    voting, estimated from the run without labels (see `oversight.aggregate._calibration`);
+    `calibrate_share` is PriDe's share of items used to estimate it. The removed priors are
+    in `Aggregation.calibration`.
     """
     spec = aggregator_spec(method)
     check_options(method, options)
+    priors = None
+    if calibrate is not None and len(judgments):
+        from oversight.aggregate._calibration import calibrate_positions
+
+        judgments, priors = calibrate_positions(judgments, calibrate,
+                                                sample_share=calibrate_share)
     rules = rules or PanelRules()
     empty = len(judgments) == 0
     if empty:
@@ -325,4 +360,5 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     left_out = {str(c): f"{m} mode: {method} uses {', '.join(spec.modes)} judgments only"
                 for c, m in modes.items() if m not in spec.modes}
     return Aggregation(method=method, decisions=dec[cols].reset_index(drop=True), rules=rules,
-                       model=model, provenance=_provenance(judgments), left_out=left_out)
+                       model=model, provenance=_provenance(judgments), left_out=left_out,
+                       calibration=priors)

@@ -51,7 +51,7 @@ class AggregatorSpec:
     func: Aggregator
     options: tuple[str, ...]
     help: str = ""
-    modes: tuple[str, ...] = ("pairwise", "score", "passfail")
+    modes: tuple[str, ...] = ("pairwise", "score", "passfail", "likelihood")
 
 
 _REGISTRY: dict[str, AggregatorSpec] = {}
@@ -63,7 +63,8 @@ def _declared(func: Callable[..., Any]) -> tuple[str, ...]:
 
 
 def register_aggregator(name: str, *, options: Sequence[str] | None = None, help: str = "",
-                        modes: Sequence[str] = ("pairwise", "score", "passfail"),
+                        modes: Sequence[str] = ("pairwise", "score", "passfail",
+                                                "likelihood"),
                         replace: bool = False) -> Callable[[Any], Any]:
     """Decorator: register an aggregator under `name` with the options it takes (default: its
     keyword-only parameters) and the judging modes it uses (critics of other modes are listed

@@ -17,6 +17,7 @@ from oversight.backends._default_model import (
 )
 from oversight.backends._function import FunctionBackend
 from oversight.backends._openai import OpenAIBackend, Usage
+from oversight.backends._reward_model import RewardModelBackend
 from oversight.backends._transformers import TransformersBackend
 from oversight.backends._vllm import VLLMBackend
 
@@ -30,6 +31,7 @@ __all__ = [
     "FunctionBackend",
     "Generation",
     "OpenAIBackend",
+    "RewardModelBackend",
     "TransformersBackend",
     "Usage",
     "VLLMBackend",

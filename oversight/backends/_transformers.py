@@ -421,7 +421,8 @@ class TransformersBackend:
                    for v, t in zip(top_vals, top_idx)}
             share = sum(len(g) for g, _ in groups) / max(n_tok, 1)
             results.append(ChoiceResult(logprobs=tuple(lps), tokens=len(prompts[i]),
-                                        latency_s=elapsed * share, top=top))
+                                        latency_s=elapsed * share, top=top,
+                                        choice_tokens=tuple(len(c) for c in choice_ids)))
         return results
 
     def generate(self, prompts: list[ChatPrompt], *, max_new_tokens: int = 128,

@@ -23,7 +23,8 @@ def method_help() -> str:
 
 def run_aggregate(console: Console, run_dir: Path, *, method: str | None, out: Path | None,
                   quorum: int | None, supermajority: float | None, min_margin: float,
-                  drop_flags: list[str], gold: bool, panel: Path | None = None) -> None:
+                  drop_flags: list[str], gold: bool, panel: Path | None = None,
+                  calibrate: str | None = None) -> None:
     if drop_flags == ["all"]:
         drop_flags = list(FLAG_COLUMNS)
     bad = [f for f in drop_flags if f not in FLAG_COLUMNS]
@@ -52,8 +53,14 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str | None, out: P
     options: dict = {"rules": rules}
     if gold:
         options["gold"] = ref
+    if calibrate is not None:
+        options["calibrate"] = calibrate
     agg = run.aggregate(method, **options)
     dec = agg.decisions
+    if agg.calibration is not None:
+        console.print(f"position priors removed ({calibrate}): " + ", ".join(
+            f"{r.critic} P(first)={r.prior:.3f} from {r.n_items} items"
+            for r in agg.calibration.itertuples()), highlight=False)
     console.print(f"{agg.method}: {len(dec)} items, {judgments['critic'].nunique()} critics, "
                   f"{len(judgments)} judgments", highlight=False)
     for critic, why in agg.left_out.items():

@@ -10,65 +10,26 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from oversight.cli._aggregate import method_help
 from oversight.errors import DataError, OversightError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-critic oversight of language models.")
-constitution_app = typer.Typer(no_args_is_help=True, help="Validate and inspect constitutions.")
 model_app = typer.Typer(no_args_is_help=True, help="The embedded default model.")
-app.add_typer(constitution_app, name="constitution")
 app.add_typer(model_app, name="model")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+from oversight.cli._constitution import constitution_app  # noqa: E402
+
+app.add_typer(constitution_app, name="constitution")
+
 
 def _fail(exc: BaseException | str) -> NoReturn:
     err.print(f"error: {exc}", highlight=False, markup=False)
     raise typer.Exit(2)
-
-
-@constitution_app.command("validate")
-def constitution_validate(files: list[Path] = typer.Argument(
-        ..., help="TOML files, or built-in names (harmlessness, helpfulness, ...)")) -> None:
-    """Validate constitution files (or built-ins by name); print name, principle count, hash."""
-    from oversight.constitution import load_constitution
-
-    bad = 0
-    for f in files:
-        try:
-            c = load_constitution(f)
-        except OversightError as exc:
-            err.print(f"error: {exc}", highlight=False, markup=False)
-            bad += 1
-            continue
-        console.print(f"ok {f}: {c.name} v{c.version}, {len(c)} principles, hash {c.hash}",
-                      highlight=False)
-    if bad:
-        raise typer.Exit(2)
-
-
-@constitution_app.command("show")
-def constitution_show(file: Path = typer.Argument(
-        ..., help="A TOML file, or a built-in name (harmlessness, helpfulness, ...)")) -> None:
-    """Show a constitution's principles as a table."""
-    from oversight.constitution import load_constitution
-
-    try:
-        c = load_constitution(file)
-    except OversightError as exc:
-        _fail(exc)
-    t = Table(title=f"{c.name} v{c.version} (hash {c.hash})", caption=c.description,
-              show_lines=True)
-    for col in ("id", "kind", "weight", "statement", "comparison question"):
-        t.add_column(col)
-    for p in c.principles:
-        t.add_row(p.id, "[red]veto[/]" if p.kind == "veto" else p.kind, f"{p.weight:g}",
-                  p.statement, p.comparison_question)
-    console.print(t)
 
 
 @model_app.command("fetch")
@@ -206,6 +167,8 @@ def aggregate_cmd(
              "--drop-flagged and Python's drop_flagged=). --drop-flags is the old name."),
     gold: bool = typer.Option(False, help="ds only: use reference labels as gold "
                               "(semi-supervised Dawid-Skene)."),
+    calibrate: str | None = typer.Option(None, help="Remove each critic's position prior "
+                                         "before voting, without labels: batch | pride."),
     panel: Path | None = typer.Option(None, help="A panel file that registers your own "
                                       "aggregators (it is RUN: only use files you trust)."),
 ) -> None:
@@ -216,7 +179,7 @@ def aggregate_cmd(
         run_aggregate(console, run_dir, method=method, out=out, quorum=quorum,
                       supermajority=supermajority, min_margin=min_margin,
                       drop_flags=[f.strip() for f in drop_flagged.split(",") if f.strip()],
-                      gold=gold, panel=panel)
+                      gold=gold, panel=panel, calibrate=calibrate)
     except (OversightError, ValueError) as exc:
         _fail(exc)
 
@@ -334,6 +297,12 @@ from oversight.cli._draft import draft_app, inverse_cmd  # noqa: E402
 
 app.add_typer(draft_app, name="draft")
 app.command("inverse")(inverse_cmd)
+
+
+# Judge quality against reference labels (oversight/cli/_evaluate.py).
+from oversight.cli._evaluate import evaluate_cmd  # noqa: E402
+
+app.command("evaluate")(evaluate_cmd)
 
 
 def main() -> None:

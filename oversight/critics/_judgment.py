@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-Mode = Literal["pairwise", "score", "passfail"]
+Mode = Literal["pairwise", "score", "passfail", "likelihood"]
 
 
 @dataclass
@@ -14,7 +14,9 @@ class Judgment:
 
     `order` lists the response indices in the order shown ("1,0": response 1 shown as A).
     `value` is P(first shown is better) for pairwise, the expected 1-10 score for `score`, and
-    P(pass) for `passfail`. It is None unless status is "ok": an abstention is never a number.
+    P(pass) for `passfail`, and for `likelihood` sigmoid of the per-token (or summed) log
+    p(response | principle upheld) - log p(response | reference context). It is None unless
+    status is "ok": an abstention is never a number.
     """
 
     item_id: str

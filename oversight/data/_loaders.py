@@ -152,7 +152,7 @@ def row_to_comparison(rec: Any, *, source: str = "<rows>", row: int = 1,
     if not isinstance(rec, Mapping):
         raise DataError(source, f"expected an object, got {type(rec).__name__}", row=row)
     meta: dict[str, Any] = {"row": row}
-    for key in ("id", "topic"):
+    for key in ("id", "topic", "category", "subset"):
         if isinstance(rec.get(key), (str, int)) and not isinstance(rec.get(key), bool):
             meta["source_id" if key == "id" else key] = rec[key]
     if "responses" in rec:

@@ -7,6 +7,7 @@ helpers send contested items to humans and bring their labels back as a `human` 
 
 from oversight.aggregate import expected_calibration_error
 from oversight.report._analysis import HUMAN, Analysis
+from oversight.report._evaluate import Evaluation, evaluate
 from oversight.report._html import render_html, write_report
 from oversight.report._overopt import (
     is_overopt_run,
@@ -20,7 +21,9 @@ from oversight.report._review import export_queue, import_labels
 __all__ = [
     "HUMAN",
     "Analysis",
+    "Evaluation",
     "Plots",
+    "evaluate",
     "expected_calibration_error",
     "export_queue",
     "import_labels",

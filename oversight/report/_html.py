@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oversight.errors import OversightError
 from oversight.report import _plots
 from oversight.report._analysis import HUMAN, Analysis
 
@@ -132,6 +133,44 @@ def _contested_html(a: Analysis, n: int) -> str:
     return "".join(out)
 
 
+_QUALITY_COLUMNS = {"name": "judge", "kind": "kind", "n": "n", "agreement": "agreement",
+                    "ci_low": "95% low", "ci_high": "95% high", "verdict": "vs best baseline",
+                    "position_consistency": "position consistency",
+                    "mean_p_first": "mean P(first)", "length_coef": "length coef",
+                    "length_share": "length share", "lc_agreement": "lc agreement"}
+
+
+def _quality_section(a: Analysis, source: str, name: str) -> str:
+    """Judge quality next to trivial baselines, with position and length control."""
+    from oversight.report._evaluate import evaluate
+
+    try:
+        ev = evaluate(a, source=source)
+    except OversightError as exc:
+        return _section(f"Judge quality against {name} labels",
+                        f"<p>{html.escape(str(exc))}</p>")
+    t = ev.table.copy()
+    t["verdict"] = [("clears" if bool(c) else "DOES NOT CLEAR") if k in ("critic", "panel")
+                    else "" for k, c in zip(t["kind"], t["clears_baseline"], strict=True)]
+    overall = t[t["subset"] == "all"]
+    parts = [
+        "<p>Agreement averages both orders (ties count half, 95% Wilson intervals). A judge "
+        "whose interval does not lie above the best trivial baseline on the same items (first "
+        "shown, longer, shorter, random) is marked DOES NOT CLEAR. Length control follows "
+        "AlpacaEval: a logistic fit on tanh(&Delta;len/&sigma;); the length coefficient is "
+        "positive for judges that follow the longer response, the length share is the share "
+        "of verdicts the length term alone predicts, and the length-controlled agreement is "
+        "the fit at &Delta;len = 0.</p>",
+        _table(overall, _QUALITY_COLUMNS),
+        f"<p><code>{html.escape(ev.bench_line())}</code></p>"]
+    rest = t[t["subset"] != "all"]
+    if len(rest):
+        parts.append("<details><summary>per subset (item metadata; chosen longer / shorter)"
+                     "</summary>" + _table(rest, {"subset": "subset", **_QUALITY_COLUMNS})
+                     + "</details>")
+    return _section(f"Judge quality against {name} labels", *parts)
+
+
 def render_html(a: Analysis, *, contested: int = 10) -> str:
     """The whole report as one HTML string."""
     from oversight.aggregate import agreement_summary
@@ -145,6 +184,11 @@ def render_html(a: Analysis, *, contested: int = 10) -> str:
     if a.human_labels:
         cards.append(("human labels", len(a.human_labels)))
     meta = ", ".join(f"{k}: {v}" for k, v in a.meta.items())
+    judged_under = sorted({f"{c.get('constitution')}@{c.get('constitution_hash')}"
+                           + (f" ({c['amendment']})" if c.get("amendment") else "")
+                           for c in a.critics if c.get("constitution_hash")})
+    if judged_under:
+        meta += ("; " if meta else "") + "judged under " + ", ".join(judged_under)
     sections = [
         f"<h1>{html.escape(a.title)}</h1>",
         f'<div class="meta">{html.escape(meta)}; panel aggregation: {a.method}</div>',
@@ -205,6 +249,7 @@ def render_html(a: Analysis, *, contested: int = 10) -> str:
                                               for k, v in cal.items()]),
                                 {"name": "critic", "n": "n", "ece": "ECE"}))
         sections.append(_section(f"Against {name} labels", *parts))
+        sections.append(_quality_section(a, source, name))
     sections.append(_section("Most contested items", _contested_html(a, contested)))
     body = "\n".join(sections)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
