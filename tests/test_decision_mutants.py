@@ -200,3 +200,10 @@ def test_apply_rules_without_k_and_without_vetoes_keeps_the_labels():
     out = apply_rules(dec, j, {}, PanelRules())
     assert out["final"].tolist() == [1, "tie"]
     assert out["vetoed"].tolist() == [[], []] and not out["veto_override"].any()
+
+
+def test_vote_of_reads_p0_as_a_vote_with_ties_within_the_tolerance():
+    from oversight.aggregate._ballots import vote_of
+
+    assert vote_of([0.9, 0.1, 0.5, 0.5 + 1e-12, 0.5 - 1e-12]).tolist() == [0, 1, -1, -1, -1]
+    assert vote_of([0.55, 0.45], eps=0.1).tolist() == [-1, -1]

@@ -146,3 +146,8 @@ def critic_p0(judgments: pd.DataFrame, orders: str = "all",
     out = wide[[0]].rename(columns={0: "p0"}).reset_index()
     return out
 
+
+def vote_of(p: Any, eps: float = TIE_TOL) -> np.ndarray:
+    """0 if response 0 is preferred, 1 if response 1 is, -1 for a tie (p = 0.5 within eps)."""
+    p = np.asarray(p, dtype=float)
+    return np.where(p > 0.5 + eps, 0, np.where(p < 0.5 - eps, 1, -1))
