@@ -77,7 +77,7 @@ def test_trainers_and_judging_modes_have_different_names():
     import oversight.critics
     import oversight.train
 
-    assert oversight.critics.MODES == ("pairwise", "score", "passfail")
+    assert oversight.critics.MODES == ("pairwise", "score", "passfail", "likelihood")
     assert oversight.train.TRAINERS == ("sft", "reward", "dpo", "kto", "grpo", "rloo")
     assert "MODES" not in oversight.train.__all__
 
