@@ -200,8 +200,9 @@ _PANEL = typer.Option(..., help="Panel file (Python defining `panel`); it is RUN
 _PROMPTS = typer.Option(..., help=".txt, .jsonl or .parquet prompts.")
 _GENS = typer.Option(4, help="Completions per prompt (one group, judged together).")
 _CLEN = typer.Option(64, help="Maximum completion tokens.")
-_AGG = typer.Option("mean", help="mean | conservative (mean - lam*var) | min")
-_LAM = typer.Option(1.0, help="lam for the conservative aggregate.")
+_AGG = typer.Option("mean", help="Reward fusion over critics: mean | mean_var (mean - lam*var) "
+                    "| min ('conservative' is the old name of mean_var).")
+_LAM = typer.Option(1.0, help="lam for the mean_var fusion.")
 _PER = typer.Option(False, "--per-critic", help="One reward per critic, weighted by the "
                     "critics' weights, instead of one fused panel reward.")
 _LIMIT = typer.Option(None, help="Only the first N prompts.")
@@ -235,8 +236,8 @@ def serve_reward_cmd(
     panel: Path = typer.Option(..., help="Panel file (Python defining `panel`); it is RUN."),
     host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
     port: int = typer.Option(5000),
-    aggregate: str = typer.Option("mean", help="mean | conservative | min"),
-    lam: float = typer.Option(1.0, help="lam for the conservative aggregate."),
+    aggregate: str = _AGG,
+    lam: float = _LAM,
     store: Path | None = typer.Option(None, help="Judgment store used as a cache."),
     baseline: str | None = typer.Option(None, help="A response every query is compared with "
                                         "(pairwise critics need something to compare)."),
