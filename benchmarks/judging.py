@@ -17,13 +17,21 @@ honesty) sharing the model, all 8 principles each, both orders, over the first N
 The paths are timed interleaved over chunks of --chunk pairs, so machine load that comes
 and goes during the run affects all three alike.
 
+--contention starts one process per core that spins for the whole run (a fixed competing
+load), so both paths are timed while the cores are shared; --threads sets torch's intra-op
+threads (default 2), to separate thread oversubscription from the rest.
+
 Run:  python benchmarks/judging.py [--pairs 32] [--principles 8] [--chunk 8]
+      python benchmarks/judging.py --pairs 4 --principles 2 --chunk 2 --contention [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -50,8 +58,26 @@ def main() -> None:
     ap.add_argument("--principles", type=int, default=8)
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--chunk", type=int, default=8, help="pairs per interleaved chunk")
+    ap.add_argument("--contention", action="store_true",
+                    help="run one spinning process per core for the whole run")
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    spinners = []
+    if args.contention:
+        # Each spins until its parent is gone, so none outlives an interrupted run.
+        spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+        spinners = [subprocess.Popen([sys.executable, "-c", spin])
+                    for _ in range(os.cpu_count() or 2)]
+    try:
+        run(args)
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+
+
+def run(args: argparse.Namespace) -> None:
 
     base = TransformersBackend()
     base.load()
@@ -116,8 +142,9 @@ def main() -> None:
     print(f"{'floor':<12}{floor:>10.1f}{n / floor:>14.2f}{unique_tokens:>10}")
     print(f"ratio naive/optimized = {baseline / ours:.2f}x; efficiency floor/optimized = "
           f"{floor / ours:.2f}; max |dP| = {max_dp:.2e}")
-    print(f"BENCH workload=judging ours_s={ours:.3f} baseline_s={baseline:.3f} "
-          f"ratio={baseline / ours:.2f} efficiency={floor / ours:.2f} max_abs_dp={max_dp:.2e}")
+    print(f"BENCH workload=judging{'_contention' if args.contention else ''} ours_s={ours:.3f} "
+          f"baseline_s={baseline:.3f} ratio={baseline / ours:.2f} efficiency={floor / ours:.2f} "
+          f"max_abs_dp={max_dp:.2e} threads={args.threads}")
 
 
 if __name__ == "__main__":

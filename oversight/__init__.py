@@ -20,7 +20,7 @@ from oversight.backends import (
     VLLMBackend,
 )
 from oversight.constitution import Constitution, Principle, load_constitution
-from oversight.critics import Critic, Judgment
+from oversight.critics import Critic, Judgment, verifier_critic
 from oversight.data import Comparison, load_comparisons
 from oversight.errors import (
     AggregationWarning,
@@ -90,4 +90,5 @@ __all__ = [
     "__version__",
     "load_comparisons",
     "load_constitution",
+    "verifier_critic",
 ]

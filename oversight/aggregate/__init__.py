@@ -54,6 +54,11 @@ from oversight.aggregate._dawid_skene import (
     fit_confusions_from_gold,
     reliability_bootstrap,
 )
+from oversight.aggregate._paired import (
+    agreement_credit,
+    paired_bootstrap,
+    position_consistency,
+)
 from oversight.aggregate._plackett_luce import (
     PlackettLuce,
     pl_fit,
@@ -89,6 +94,9 @@ from oversight.aggregate._stats import (
 from oversight.aggregate._vote import Vote, ballots, decide, tally
 
 __all__ = [
+    "agreement_credit",
+    "paired_bootstrap",
+    "position_consistency",
     "BASELINES",
     "CALIBRATIONS",
     "baseline_verdicts",

@@ -118,22 +118,42 @@ class Aggregation:
 
 
 def _provenance(judgments: pd.DataFrame) -> pd.DataFrame:
+    """Per item (sorted by id): the sorted, comma-joined distinct critics, models,
+    critic:principle pairs and constitution@hash of its ok judgments, and their count."""
     ok = judgments[judgments["status"] == "ok"]
     if ok.empty:
         return pd.DataFrame(columns=["item_id"])
-    g = ok.groupby("item_id")
+    item_codes, item_ids = pd.factorize(ok["item_id"].to_numpy(dtype=object), sort=True)
 
-    def joined(col: str) -> pd.Series:
-        return g[col].agg(lambda s: ",".join(sorted(set(map(str, s)))))
+    def text(col: str) -> np.ndarray:
+        return ok[col].to_numpy(dtype=object).astype(str).astype(object)
 
-    cp = ok.assign(cp=ok["critic"] + ":" + ok["principle"])
-    cons = ok.assign(ch=ok["constitution"] + "@" + ok["constitution_hash"])
-    return pd.DataFrame({
-        "critics": joined("critic"), "models": joined("model"),
-        "principles": cp.groupby("item_id")["cp"].agg(lambda s: ",".join(sorted(set(s)))),
-        "constitutions": cons.groupby("item_id")["ch"].agg(lambda s: ",".join(sorted(set(s)))),
-        "n_judgments": g.size(),
-    }).reset_index()
+    out = {"item_id": item_ids,
+           "critics": _joined_sets(item_codes, len(item_ids), text("critic")),
+           "models": _joined_sets(item_codes, len(item_ids), text("model")),
+           "principles": _joined_sets(item_codes, len(item_ids),
+                                      text("critic") + ":" + text("principle")),
+           "constitutions": _joined_sets(item_codes, len(item_ids),
+                                         text("constitution") + "@" + text("constitution_hash")),
+           "n_judgments": np.bincount(item_codes, minlength=len(item_ids))}
+    return pd.DataFrame(out)
+
+
+def _joined_sets(item_codes: np.ndarray, n_items: int, values: np.ndarray) -> np.ndarray:
+    """Per item: ",".join(sorted(set(values of the item))), on columns. Each distinct set is
+    joined once: an item's set is a bit mask over the (sorted) distinct values."""
+    value_codes, uniques = pd.factorize(values, sort=True)
+    if len(uniques) > 62:  # too many distinct values for a mask: join per item
+        frame = pd.DataFrame({"i": item_codes, "v": values}).drop_duplicates()
+        frame = frame.sort_values(["i", "v"])
+        joined = frame.groupby("i", sort=True)["v"].agg(",".join)
+        return joined.reindex(range(n_items)).to_numpy(dtype=object)
+    masks = np.zeros(n_items, dtype=np.int64)
+    np.bitwise_or.at(masks, item_codes, np.left_shift(np.int64(1), value_codes.astype(np.int64)))
+    distinct, inverse = np.unique(masks, return_inverse=True)
+    names = [",".join(str(uniques[b]) for b in range(len(uniques)) if (int(m) >> b) & 1)
+             for m in distinct]
+    return np.array(names, dtype=object)[inverse]
 
 
 # -- built-in aggregators ------------------------------------------------------------------

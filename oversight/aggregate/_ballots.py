@@ -39,21 +39,32 @@ def pairwise_rows(judgments: pd.DataFrame) -> pd.DataFrame:
     index was shown first (the unswapped order).
     """
     _check_columns(judgments, PAIRWISE_FIELDS)
+    cols = [*PAIRWISE_FIELDS, *(["principle_weight"] if "principle_weight" in judgments else [])]
+    judgments = judgments[cols]  # filter only the columns used, not the whole table
     ok = judgments[(judgments["status"] == "ok") & (judgments["mode"] == "pairwise")
                    & judgments["value"].notna()]
     if ok.empty:
         return pd.DataFrame(columns=["item_id", "critic", "principle", "a", "b", "p_ab",
                                      "forward", "weight"])
-    shown = ok["order"].str.split(",", expand=True).astype(int)
+    a, b = _shown_pairs(ok["order"])
     weight = ok["principle_weight"] if "principle_weight" in ok else 1.0
     out = pd.DataFrame({
         "item_id": ok["item_id"].to_numpy(), "critic": ok["critic"].to_numpy(),
-        "principle": ok["principle"].to_numpy(), "a": shown[0].to_numpy(),
-        "b": shown[1].to_numpy(), "p_ab": ok["value"].astype(float).to_numpy(),
+        "principle": ok["principle"].to_numpy(), "a": a,
+        "b": b, "p_ab": ok["value"].astype(float).to_numpy(),
         "weight": np.asarray(weight, dtype=float) * np.ones(len(ok)),
     })
     out["forward"] = out["a"] < out["b"]
     return out
+
+
+def _shown_pairs(order: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The two shown indices of each "a,b" order string, parsing each distinct string once
+    (a run has a handful of distinct orders and millions of rows)."""
+    codes, uniques = pd.factorize(order)
+    parsed = np.array([[int(x) for x in str(u).split(",")][:2] for u in uniques],
+                      dtype=np.int64).reshape(-1, 2)
+    return parsed[codes, 0], parsed[codes, 1]
 
 
 def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", "critic"),
@@ -74,8 +85,10 @@ def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", 
         win = pw.assign(response=pw["a"], s=pw["p_ab"])
         lose = pw.assign(response=pw["b"], s=1.0 - pw["p_ab"])
         parts += [win, lose]
-    point = judgments[(judgments["status"] == "ok") & (judgments["mode"] != "pairwise")
-                      & judgments["value"].notna()]
+    cols = [*PAIRWISE_FIELDS, *(["principle_weight"] if "principle_weight" in judgments else [])]
+    point = judgments[cols]
+    point = point[(point["status"] == "ok") & (point["mode"] != "pairwise")
+                  & point["value"].notna()]
     if not point.empty and orders == "all":
         weight = point["principle_weight"] if "principle_weight" in point else 1.0
         parts.append(pd.DataFrame({
@@ -88,12 +101,38 @@ def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", 
     if not parts:
         return pd.DataFrame(columns=cols)
     rows = pd.concat(parts, ignore_index=True)
-    rows["ws"] = rows["s"] * rows["weight"]
-    g = rows.groupby([*by, "response"], sort=True)
-    out = g[["ws", "weight"]].sum()
-    out["support"] = out["ws"] / out["weight"]
-    out["n"] = g.size()
-    return out.reset_index()[cols]
+    return _grouped_support(rows, [*by, "response"])
+
+
+def _grouped_support(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """sum(s * weight) / sum(weight) and the row count per distinct `keys`, sorted by them
+    (what `groupby(keys, sort=True)` gives), on integer codes: each key column is factorized
+    once, the codes combine into one int64 key, and the sums are `np.bincount`s."""
+    combined = np.zeros(len(rows), dtype=np.int64)
+    levels = []
+    for k in keys:
+        codes, uniques = pd.factorize(rows[k], sort=True)
+        if (codes < 0).any():  # a missing key: groupby drops those rows
+            keep = codes >= 0
+            return _grouped_support(rows[keep].reset_index(drop=True), keys)
+        combined = combined * len(uniques) + codes
+        levels.append(uniques)
+    uniq, inverse = np.unique(combined, return_inverse=True)
+    ws = rows["s"].to_numpy(dtype=float) * rows["weight"].to_numpy(dtype=float)
+    ws_sum = np.bincount(inverse, weights=ws, minlength=len(uniq))
+    w_sum = np.bincount(inverse, weights=rows["weight"].to_numpy(dtype=float),
+                        minlength=len(uniq))
+    out: dict[str, Any] = {}
+    rest = uniq
+    for k, uniques in zip(reversed(keys), reversed(levels)):
+        out[k] = np.asarray(uniques)[rest % len(uniques)]
+        rest = rest // len(uniques)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        support = ws_sum / w_sum
+    frame = pd.DataFrame({k: out[k] for k in keys})
+    frame["support"] = support
+    frame["n"] = np.bincount(inverse, minlength=len(uniq)).astype(np.int64)
+    return frame
 
 
 def critic_p0(judgments: pd.DataFrame, orders: str = "all",

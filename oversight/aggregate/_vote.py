@@ -72,7 +72,10 @@ def ballots(judgments: pd.DataFrame, unit: str = "critic") -> pd.DataFrame:
     filled = np.where(np.isnan(values), -np.inf, values)
     best = filled.max(axis=1)
     n_best = is_tie(filled, best[:, None]).sum(axis=1)
-    vote = np.where(n_best > 1, TIE, filled.argmax(axis=1))
+    # The vote is a response index, not a column position: a response nobody supported on
+    # any item has no column (found by the veto proof's property tests, tests/test_veto_proof).
+    labels = np.asarray(wide.columns, dtype=int)
+    vote = np.where(n_best > 1, TIE, labels[filled.argmax(axis=1)])
     out = wide.reset_index()[list(by)]
     out["vote"] = vote
     # p0: response 0's share of the ballot's support on two-response items. A pairwise

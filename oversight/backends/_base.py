@@ -22,17 +22,50 @@ class ChatPrompt:
     assistant_prefix: str = ""
 
 
-@dataclass(frozen=True)
 class ChoiceRequest:
     """Score `choices` as the continuation of `prompt`.
 
     `context` carries the structured request (item, principle, order, mode) for backends that
-    judge without a language model, such as FunctionBackend; model backends ignore it.
+    judge without a language model, such as FunctionBackend; model backends ignore it. The
+    prompt may be given as `build`, a function that renders it on first access: a backend that
+    never reads it (a function critic) then never pays for the templating.
     """
 
-    prompt: ChatPrompt
-    choices: tuple[str, ...]
-    context: Any = None
+    __slots__ = ("_prompt", "_build", "choices", "context")
+
+    def __init__(self, prompt: ChatPrompt | None = None, choices: tuple[str, ...] = (),
+                 context: Any = None, *, build: Callable[[], ChatPrompt] | None = None) -> None:
+        if prompt is None and build is None:
+            raise ValueError("ChoiceRequest needs a prompt or a build function")
+        self._prompt = prompt
+        self._build = build
+        self.choices = tuple(choices)
+        self.context = context
+
+    @property
+    def prompt(self) -> ChatPrompt:
+        if self._prompt is None:
+            self._prompt = self._build()  # type: ignore[misc]
+            self._build = None
+        return self._prompt
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.prompt, self.choices, self.context)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self._prompt, self.choices, self.context = state
+        self._build = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ChoiceRequest):
+            return NotImplemented
+        return (self.prompt, self.choices, self.context) == (other.prompt, other.choices,
+                                                              other.context)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ChoiceRequest(prompt={self.prompt!r}, choices={self.choices!r})"
 
 
 @dataclass
@@ -50,6 +83,9 @@ class ChoiceResult:
     error: str | None = None
     truncated: bool = False  # text generation stopped at its token limit
     choice_tokens: tuple[int, ...] | None = None  # tokens per choice, where the backend knows
+    # A backend's own explanation: the reason for an abstention when neither logprobs nor text
+    # is set (e.g. a verifier that cannot decide), otherwise why it gave its verdict.
+    note: str | None = None
 
 
 @dataclass

@@ -28,6 +28,10 @@ from oversight.backends._base import (
 )
 
 
+def logs(probs: list[float]) -> tuple[float, ...]:
+    return tuple(math.log(p) if p > 0 else -math.inf for p in probs)
+
+
 class FunctionBackend:
     def __init__(self, judge: Callable[[Any], Any],
                  generate: Callable[[ChatPrompt], str] | None = None,
@@ -37,11 +41,15 @@ class FunctionBackend:
         self.model_id = name or f"function:{getattr(judge, '__qualname__', repr(judge))}"
 
     def fingerprint(self) -> str:
-        try:
-            src = inspect.getsource(self._judge)
-        except (OSError, TypeError):
-            src = repr(self._judge)
-        return f"{self.model_id}#{hashlib.sha256(src.encode()).hexdigest()[:12]}"
+        """Name + a hash of the judge's source, read once (getsource costs a file read)."""
+        digest = self.__dict__.get("_source_digest")
+        if digest is None:
+            try:
+                src = inspect.getsource(self._judge)
+            except (OSError, TypeError):
+                src = repr(self._judge)
+            digest = self._source_digest = hashlib.sha256(src.encode()).hexdigest()[:12]
+        return f"{self.model_id}#{digest}"
 
     def spec(self) -> BackendSpec:
         """Rebuild on a Ray actor: the functions travel by reference (module-level functions
@@ -65,9 +73,11 @@ class FunctionBackend:
 
     @staticmethod
     def _to_result(verdict: Any, choices: tuple[str, ...], latency: float) -> ChoiceResult:
-        def logs(probs: list[float]) -> tuple[float, ...]:
-            return tuple(math.log(p) if p > 0 else -math.inf for p in probs)
-
+        if type(verdict) is float and len(choices) == 2 and 0.0 <= verdict <= 1.0:
+            q = 1.0 - verdict  # the common case first, as below
+            return ChoiceResult(logprobs=(math.log(verdict) if verdict > 0 else -math.inf,
+                                          math.log(q) if q > 0 else -math.inf),
+                                latency_s=latency)
         if verdict is None:
             return ChoiceResult(text="", latency_s=latency)
         if isinstance(verdict, str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -18,7 +19,7 @@ from oversight.constitution import builtin
 from oversight.critics import Critic
 from oversight.data import load_comparisons
 from oversight.errors import OversightError
-from oversight.panel import Panel, PanelResult
+from oversight.panel import Panel, PanelResult, TableSource
 
 DEMO_CONSTITUTIONS = ("harmlessness", "helpfulness", "honesty")
 
@@ -46,8 +47,10 @@ def run_demo(console: Console, *, limit: int | None = None, principles: int = 1,
         with judging_progress(console, "demo") as progress:
             result = panel.judge(items, store=db, progress=progress)
         judge_s = time.perf_counter() - t0
+        # the result reads its judgments from the store, which goes with `tmp`: keep them
+        result = dataclasses.replace(result, source=TableSource(result.to_arrow()))
     console.print(pairs_table(result, f"{panel.name}: {len(items)} pairs, "
-                              f"{len(result.judgment_rows)} judgments (both orders, "
+                              f"{len(result)} judgments (both orders, "
                               f"{principles} principle(s) per critic and pair)", topics))
     flips = result.position_flips()
     console.print("Position bias: " + ", ".join(
@@ -58,7 +61,7 @@ def run_demo(console: Console, *, limit: int | None = None, principles: int = 1,
     _print_quality(console, result)
     split = int(result.summary()["disagree"].sum())
     console.print(f"{split} of {len(items)} pairs split the panel. Judging took {judge_s:.1f} s "
-                  f"({len(result.judgment_rows) / judge_s:.2f} judgments/s); total "
+                  f"({len(result) / judge_s:.2f} judgments/s); total "
                   f"{time.perf_counter() - t_start:.1f} s.", highlight=False)
     console.print(json.dumps(result.status_counts()), style="dim")
 

@@ -110,7 +110,8 @@ def overopt_cmd(
             from transformers import AutoTokenizer
 
             path = resolve_model(policy)
-            grpo_overopt(path, AutoTokenizer.from_pretrained(path), plist[k:], plist[:k],
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            grpo_overopt(path, tokenizer, plist[k:], plist[:k],
                          proxy=proxy_panel, gold=gold_panel, objectives=objective,
                          gold_objective=gold_objective, run_dir=out, steps=grpo_steps,
                          eval_every=eval_every, eval_samples=eval_samples,

@@ -9,6 +9,22 @@ from oversight.constitution._constitution import (
     content_hash,
     load_constitution,
     parse_constitution,
+    principle_dict,
+)
+from oversight.constitution._log import (
+    LogCheck,
+    amendment_label,
+    amendment_of,
+    log_path,
+    read_log,
+    verify_log,
+)
+from oversight.constitution._toml import to_toml
+from oversight.constitution._verifiers import (
+    VERIFIER_TYPES,
+    Verdict,
+    VerifierSpec,
+    run_verifier,
 )
 from oversight.errors import ConstitutionError
 
@@ -22,4 +38,16 @@ __all__ = [
     "content_hash",
     "load_constitution",
     "parse_constitution",
+    "principle_dict",
+    "LogCheck",
+    "amendment_label",
+    "amendment_of",
+    "log_path",
+    "read_log",
+    "to_toml",
+    "verify_log",
+    "run_verifier",
+    "VERIFIER_TYPES",
+    "Verdict",
+    "VerifierSpec",
 ]

@@ -12,10 +12,12 @@ import json
 import re
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from oversight.constitution._verifiers import VerifierSpec, parse_verifier
 from oversight.errors import ConstitutionError
 
 if sys.version_info >= (3, 11):
@@ -35,6 +37,9 @@ class Principle:
 
     `comparison_question` is phrased so that its answer names the response that better
     upholds the principle. `kind="veto"` marks a hard constraint that no aggregation may override.
+    With `verifier` set, the principle is a deterministic check (regex, Python predicate, JSON
+    Schema, classifier threshold) judged by a verifier critic, not a question to a model; its
+    three request strings are then optional.
     """
 
     id: str
@@ -45,6 +50,22 @@ class Principle:
     weight: float = 1.0
     kind: PrincipleKind = "soft"
     tags: tuple[str, ...] = ()
+    verifier: VerifierSpec | None = None
+
+    @property
+    def is_verifier(self) -> bool:
+        return self.verifier is not None
+
+
+def principle_dict(p: Principle) -> dict[str, Any]:
+    """A principle as plain data. `verifier` appears only when set, so constitutions without
+    verifiers keep the content hash they had before verifiers existed."""
+    d = asdict(p)
+    d.pop("verifier")
+    d["tags"] = list(p.tags)
+    if p.verifier is not None:
+        d["verifier"] = p.verifier.to_dict()
+    return d
 
 
 @dataclass(frozen=True)
@@ -60,8 +81,9 @@ class Constitution:
     # labels): a free-form [provenance] table. Part of the content hash when present.
     provenance: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
-    @property
+    @cached_property
     def hash(self) -> str:
+        """The content hash, computed once: the constitution is frozen, so it cannot change."""
         return content_hash(self)
 
     def __len__(self) -> int:
@@ -89,7 +111,7 @@ def content_hash(constitution: Constitution) -> str:
         "name": constitution.name,
         "version": constitution.version,
         "description": constitution.description,
-        "principles": [asdict(p) for p in constitution.principles],
+        "principles": [principle_dict(p) for p in constitution.principles],
     }
     if constitution.provenance is not None:
         doc["provenance"] = constitution.provenance
@@ -111,7 +133,9 @@ _PRINCIPLE_FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "weight": ((int, float), False),
     "kind": (str, False),
     "tags": (list, False),
+    "verifier": (dict, False),
 }
+_MODEL_ONLY = ("critique_request", "revision_request", "comparison_question")
 
 
 def _type_name(t: type | tuple[type, ...]) -> str:
@@ -179,7 +203,10 @@ def parse_constitution(doc: dict[str, Any], path: str = "<constitution>") -> Con
     for index, table in enumerate(raw):
         pid = table.get("id") if isinstance(table, dict) else None
         label = pid if isinstance(pid, str) else f"#{index + 1}"
-        _check_table(path, table, _PRINCIPLE_FIELDS, label, "[[principles]]")
+        spec = _PRINCIPLE_FIELDS
+        if isinstance(table, dict) and "verifier" in table:  # a verifier asks no model question
+            spec = {k: (t, req and k not in _MODEL_ONLY) for k, (t, req) in spec.items()}
+        _check_table(path, table, spec, label, "[[principles]]")
         pid = str(table["id"])
         if not _ID_RE.match(pid):
             raise ConstitutionError(path, f"id {pid!r} must match [a-z0-9-]+", principle=label,
@@ -201,15 +228,17 @@ def parse_constitution(doc: dict[str, Any], path: str = "<constitution>") -> Con
         if not all(isinstance(t, str) for t in tags):
             raise ConstitutionError(path, "must be a list of strings", principle=pid,
                                     field="tags")
+        verifier = parse_verifier(path, pid, table["verifier"]) if "verifier" in table else None
         principles.append(Principle(
             id=pid,
             statement=table["statement"].strip(),
-            critique_request=table["critique_request"].strip(),
-            revision_request=table["revision_request"].strip(),
-            comparison_question=table["comparison_question"].strip(),
+            critique_request=table.get("critique_request", "").strip(),
+            revision_request=table.get("revision_request", "").strip(),
+            comparison_question=table.get("comparison_question", "").strip(),
             weight=weight,
             kind=kind,
             tags=tuple(tags),
+            verifier=verifier,
         ))
     return Constitution(name=name, version=header["version"],
                         description=header["description"].strip(),

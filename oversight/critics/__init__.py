@@ -4,6 +4,7 @@ from oversight.critics._critic import MODES, Critic, JudgeContext, Prepared, Tas
 from oversight.critics._judgment import JUDGMENT_COLUMNS, Judgment
 from oversight.critics._parse import normalize, parse_choice
 from oversight.critics._templates import TEMPLATE_VERSION
+from oversight.critics._verifier import VerifierBackend, verifier_critic
 
 __all__ = [
     "JUDGMENT_COLUMNS",
@@ -16,4 +17,6 @@ __all__ = [
     "Task",
     "normalize",
     "parse_choice",
+    "VerifierBackend",
+    "verifier_critic",
 ]

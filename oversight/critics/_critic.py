@@ -24,7 +24,8 @@ import json
 import math
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,15 @@ from typing import Any
 from oversight.backends import Backend, ChatPrompt, ChoiceRequest, ChoiceResult
 from oversight.constitution import Constitution, Principle, load_constitution
 from oversight.critics import _templates as T
-from oversight.critics._judgment import Judgment, Mode
+from oversight.critics._judgment import JUDGMENT_COLUMNS, Judgment, Mode
 from oversight.critics._parse import normalize, parse_choice
 from oversight.data import Comparison
 
 MODES = ("pairwise", "score", "passfail", "likelihood")
 CONTRASTS = ("violation", "neutral")
+# The order strings of 2- and 3-way items, made once (one shared string per order).
+_ORDER_TEXT = {shown: ",".join(map(str, shown)) for shown in
+               [(0,), (1,), (2,), (0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)]}
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,12 @@ class Task:
     item: Comparison
     principle: Principle
     shown: tuple[int, ...]
+    order: str = field(default="", compare=False)  # "1,0"; filled in from `shown` if empty
 
-    @property
-    def order(self) -> str:
-        return ",".join(str(i) for i in self.shown)
+    def __post_init__(self) -> None:
+        if not self.order:
+            object.__setattr__(self, "order", _ORDER_TEXT.get(self.shown)
+                               or ",".join(str(i) for i in self.shown))
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -100,16 +106,25 @@ class Critic:
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not valid; use one of {', '.join(MODES)}")
         if isinstance(principles, int) and not isinstance(principles, bool):
-            if not 1 <= principles <= len(constitution):
+            n_eligible = sum(p.is_verifier == bool(getattr(backend, "runs_verifiers", False))
+                             for p in constitution.principles)
+            if not 1 <= principles <= n_eligible:
                 raise ValueError(f"principles={principles} must be between 1 and "
-                                 f"{len(constitution)} for constitution '{constitution.name}'")
+                                 f"{n_eligible} for constitution '{constitution.name}'")
         elif isinstance(principles, str):
             if principles != "all":
                 raise ValueError(f"principles={principles!r}: use 'all', an int k, or a list "
                                  "of principle ids")
         else:
+            runs_verifiers = bool(getattr(backend, "runs_verifiers", False))
             for pid in list(principles):  # type: ignore[arg-type]
-                constitution[pid]  # raises KeyError naming the valid ids
+                p = constitution[pid]  # raises KeyError naming the valid ids
+                if p.is_verifier != runs_verifiers:
+                    raise ValueError(
+                        f"principle '{pid}' of constitution '{constitution.name}' is "
+                        + ("a verifier: judge it with oversight.verifier_critic(...)"
+                           if p.is_verifier else "not a verifier: a verifier critic judges "
+                           "only principles with a [principles.verifier] table"))
         if not 0.0 <= min_choice_mass < 1.0:
             raise ValueError(f"min_choice_mass={min_choice_mass} must be in [0, 1)")
         if weight <= 0:
@@ -149,9 +164,23 @@ class Critic:
             return T.LIKELIHOOD_VERSION
         return T.HARDENED_VERSION if self.hardened else T.TEMPLATE_VERSION
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Any change (a new backend, mode, ...) may change the identity: compute it again.
+        self.__dict__.pop("_fingerprint", None)
+        object.__setattr__(self, name, value)
+
     @property
     def fingerprint(self) -> str:
-        """Model + constitution hash + template + mode + verdict options: keys the cache."""
+        """Model + constitution hash + template + mode + verdict options: keys the cache.
+
+        Computed once and kept on the critic (assigning any attribute recomputes it), so a
+        judgment costs no hashing."""
+        fp = self.__dict__.get("_fingerprint")
+        if fp is None:
+            fp = self.__dict__["_fingerprint"] = self._compute_fingerprint()
+        return fp
+
+    def _compute_fingerprint(self) -> str:
         doc = {
             "backend": self.backend.fingerprint(),
             "constitution": self.constitution.hash,
@@ -173,13 +202,34 @@ class Critic:
             else list(self.principles),
             "seed": self.seed, "rationale": self.rationale, "weight": self.weight,
             "veto": self.veto, "template": self.template, "fingerprint": self.fingerprint,
+            "amendment": self.amendment,
             **({"contrast": self.contrast, "per_token": self.per_token}
                if self.mode == "likelihood" else {}),
         }
 
+    @property
+    def amendment(self) -> str | None:
+        """Which recorded amendment of the constitution this critic judges under, from the
+        hash-chained log beside its file ('amendment 2 (3f2a9c1e0b7d)'); None if unlogged."""
+        if self.constitution.path is None:
+            return None
+        from oversight.constitution import amendment_label, amendment_of
+
+        return amendment_label(amendment_of(self.constitution.path, self.constitution.hash))
+
     # -- what to judge ---------------------------------------------------------------------
+    @property
+    def judges_verifiers(self) -> bool:
+        """True for a verifier critic (its backend runs verifier principles' code)."""
+        return bool(getattr(self.backend, "runs_verifiers", False))
+
+    def eligible_principles(self) -> list[Principle]:
+        """Verifier principles go to verifier critics, the others to model critics."""
+        return [p for p in self.constitution.principles
+                if p.is_verifier == self.judges_verifiers]
+
     def select_principles(self, item: Comparison) -> list[Principle]:
-        all_p = list(self.constitution.principles)
+        all_p = self.eligible_principles()
         if self.principles == "all":
             return all_p
         if isinstance(self.principles, int):
@@ -200,8 +250,19 @@ class Critic:
         return out
 
     def tasks(self, items: Iterable[Comparison]) -> list[Task]:
-        return [Task(item, p, shown) for item in items for p in self.select_principles(item)
-                for shown in self.orders(item)]
+        out: list[Task] = []
+        sampled = isinstance(self.principles, int) and not isinstance(self.principles, bool)
+        # Only sampling depends on the item; the order strings are made once per K.
+        fixed = None if sampled else self.select_principles(None)  # type: ignore[arg-type]
+        orders: dict[int, list[tuple[tuple[int, ...], str]]] = {}
+        for item in items:
+            shown_list = orders.get(item.k)
+            if shown_list is None:
+                shown_list = orders[item.k] = [(o, _ORDER_TEXT.get(o) or ",".join(map(str, o)))
+                                               for o in self.orders(item)]
+            for p in fixed if fixed is not None else self.select_principles(item):
+                out.extend([Task(item, p, shown, order) for shown, order in shown_list])
+        return out
 
     # -- judging ---------------------------------------------------------------------------
     def _choices(self) -> tuple[str, ...]:
@@ -236,9 +297,12 @@ class Critic:
         if self.mode == "likelihood":
             return self._prepare_likelihood(tasks)
         choices = self._choices()
-        requests = [ChoiceRequest(self._prompt(t, rationales[i]), choices,
-                                  JudgeContext(t.item, t.shown, t.principle, self.mode,
-                                               choices))
+        # Prompts render on first access: a backend that never reads them (a function
+        # critic) skips the templating.
+        mode, render = self.mode, self._prompt
+        requests = [ChoiceRequest(None, choices,
+                                  JudgeContext(t.item, t.shown, t.principle, mode, choices),
+                                  build=partial(render, t, rationales[i]))
                     for i, t in enumerate(tasks)]
         return Prepared(list(tasks), requests, rationales, gen_tokens, gen_latency, choices)
 
@@ -255,19 +319,35 @@ class Critic:
 
     def finish(self, prepared: Prepared, results: Sequence[ChoiceResult]) -> list[Judgment]:
         """Turn the backend's results for prepared requests into judgments."""
+        return [Judgment(*row) for row in self.finish_rows(prepared, results)]
+
+    def finish_rows(self, prepared: Prepared, results: Sequence[ChoiceResult]
+                    ) -> list[tuple[Any, ...]]:
+        """The judgments of `finish` as plain tuples in `JUDGMENT_COLUMNS` order: what the
+        panel writes to the store, without a Python object per judgment. The critic's
+        identity columns are computed once per call, not once per judgment."""
         if len(results) != len(prepared.requests):
             raise RuntimeError(f"backend {self.backend.model_id} returned {len(results)} "
                                f"results for {len(prepared.requests)} requests")
         if self.mode == "likelihood":
-            return [self._likelihood_verdict(t, results[3 * i:3 * i + 3])
-                    for i, t in enumerate(prepared.tasks)]
+            return [tuple(getattr(j, c) for c in JUDGMENT_COLUMNS)
+                    for j in (self._likelihood_verdict(t, results[3 * i:3 * i + 3])
+                              for i, t in enumerate(prepared.tasks))]
+        head = (self.name, self.fingerprint, self.backend.model_id, self.constitution.name,
+                self.constitution.hash)
+        template, mode, choices = self.template, self.mode, prepared.choices
+        keys = tuple(json.dumps(c, ensure_ascii=False) for c in choices)
+        verdict = self._verdict_columns
         out = []
         for i, (task, res) in enumerate(zip(prepared.tasks, results)):
-            j = self._verdict(task, res, prepared.choices)
-            j.rationale = prepared.rationales[i]
-            j.tokens += prepared.gen_tokens[i]
-            j.latency_s += prepared.gen_latency[i]
-            out.append(j)
+            value, status, reason, raw, mass = verdict(res, choices, keys)
+            p = task.principle
+            # a backend's note (a verifier's reason) is the rationale unless one was generated
+            rationale = prepared.rationales[i] if prepared.rationales[i] is not None else res.note
+            out.append((task.item.id, *head, p.id, p.kind, p.weight, template, task.order,
+                        mode, value, status, reason, raw, rationale, mass,
+                        res.tokens + prepared.gen_tokens[i],
+                        res.latency_s + prepared.gen_latency[i]))
         return out
 
     def judge_tasks(self, tasks: Sequence[Task]) -> list[Judgment]:
@@ -309,44 +389,47 @@ class Critic:
             status="ok", tokens=sum(r.tokens for r in results),
             latency_s=sum(r.latency_s for r in results))
 
-    def _verdict(self, task: Task, res: ChoiceResult, choices: tuple[str, ...]) -> Judgment:
-        j = Judgment(
-            item_id=task.item.id, critic=self.name, fingerprint=self.fingerprint,
-            model=self.backend.model_id, constitution=self.constitution.name,
-            constitution_hash=self.constitution.hash, principle=task.principle.id,
-            principle_kind=task.principle.kind, principle_weight=task.principle.weight,
-            template=self.template, order=task.order, mode=self.mode, value=None,
-            status="ok", tokens=res.tokens, latency_s=res.latency_s)
+    def _verdict_columns(self, res: ChoiceResult, choices: tuple[str, ...],
+                         keys: tuple[str, ...]
+                         ) -> tuple[float | None, str, str | None, str | None, float | None]:
+        """(value, status, reason, raw, choice_mass) of one backend result."""
         if res.error is not None:
-            j.status, j.reason, j.raw = "error", res.error, res.text
-            return j
+            return None, "error", res.error, res.text, None
+        if res.note is not None and res.logprobs is None and res.text is None:
+            return None, "abstain", res.note, None, None  # an abstention with a reason
         if res.logprobs is not None:
             if self.mode == "score":
                 probs, mass = _score_probs(res.logprobs)
             else:
                 probs, mass = normalize(res.logprobs)
-            j.raw = json.dumps({"choices": dict(zip(choices, [round(p, 6) for p in probs])),
-                                "top": res.top}, ensure_ascii=False)
-            j.choice_mass = mass
-            if not all(math.isfinite(p) for p in probs) or mass <= 0.0:
-                j.status, j.reason = "abstain", ("no-choice-probability: no probability on "
-                                                 "any choice")
-            elif mass < self.min_choice_mass:
-                j.status, j.reason = "abstain", (
+            # normalize/_score_probs give finite probabilities exactly when mass > 0
+            raw = _raw_json(choices, keys, probs, res.top, mass > 0.0)
+            if not mass > 0.0:
+                return None, "abstain", ("no-choice-probability: no probability on any "
+                                         "choice"), raw, mass
+            if mass < self.min_choice_mass:
+                return None, "abstain", (
                     f"low-choice-mass: choice tokens hold {mass:.3g} of the probability, below "
-                    f"min_choice_mass={self.min_choice_mass}")
-            else:
-                j.value = _value(self.mode, probs)
-            return j
-        j.raw = res.text
+                    f"min_choice_mass={self.min_choice_mass}"), raw, mass
+            return _value(self.mode, probs), "ok", None, raw, mass
         picked, reason = parse_choice(res.text or "", [c.strip() for c in choices],
                                       truncated=res.truncated)
         if picked is None:
-            j.status, j.reason = "abstain", reason
-            return j
+            return None, "abstain", reason, res.text, None
         onehot = [1.0 if c.strip() == picked else 0.0 for c in choices]
-        j.value = _value(self.mode, onehot)
-        return j
+        return _value(self.mode, onehot), "ok", None, res.text, None
+
+
+def _raw_json(choices: tuple[str, ...], keys: tuple[str, ...], probs: Sequence[float],
+              top: dict[str, float], finite: bool) -> str:
+    """`json.dumps({"choices": {choice: round(p, 6)}, "top": top})`, byte for byte, with the
+    choice keys encoded once per batch instead of once per judgment."""
+    rounded = [round(p, 6) for p in probs]
+    if top or not finite:
+        return json.dumps({"choices": dict(zip(choices, rounded)), "top": top},
+                          ensure_ascii=False)
+    body = ", ".join([f"{k}: {float.__repr__(p)}" for k, p in zip(keys, rounded)])
+    return f'{{"choices": {{{body}}}, "top": {{}}}}'
 
 
 def _likelihood_fields(results: Sequence[ChoiceResult]) -> dict[str, Any] | str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Union
 
 Message = dict[str, str]
@@ -35,8 +36,9 @@ class Comparison:
             raise ValueError(f"reference {self.reference} is out of range for "
                              f"{len(self.responses)} responses")
 
-    @property
+    @cached_property
     def id(self) -> str:
+        """Computed once per object (prompt and responses are frozen)."""
         blob = json.dumps({"prompt": self.prompt, "responses": self.responses},
                           sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

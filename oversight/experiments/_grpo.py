@@ -246,7 +246,7 @@ def grpo_overopt(model: Any, tokenizer: Any, prompts: Sequence[Any],
     if isinstance(model, (str, Path)):
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(str(model))
+        model = AutoModelForCausalLM.from_pretrained(str(model), trust_remote_code=False)
     objs = [parse_objective(o) for o in objectives]
     gobj = parse_objective(gold_objective)
     clash = {c.name for c in proxy.critics} & {c.name for c in gold.critics}

@@ -17,7 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 from oversight.critics import Critic, Judgment
 from oversight.data import Comparison
 
-OnResult = Callable[["WorkUnit", list[Judgment]], None]
+Row = tuple[Any, ...]  # one judgment, in `JUDGMENT_COLUMNS` order
+OnResult = Callable[["WorkUnit", list[Row]], None]
 
 
 @dataclass
@@ -86,13 +87,18 @@ def _split(pending: list[tuple[int, Any]]) -> list[tuple[int, list[Any]]]:
 
 def judge_unit(critics: Sequence[Critic] | dict[int, Critic], unit: WorkUnit) -> list[Judgment]:
     """One backend call for all critics in the unit (they share the backend)."""
+    return [Judgment(*row) for row in judge_unit_rows(critics, unit)]
+
+
+def judge_unit_rows(critics: Sequence[Critic] | dict[int, Critic], unit: WorkUnit) -> list[Row]:
+    """`judge_unit` as plain tuples in `JUDGMENT_COLUMNS` order (what executors hand over)."""
     prepared = [(critics[ci], critics[ci].prepare(tasks)) for ci, tasks in unit.parts]
     requests = [r for _, p in prepared for r in p.requests]
     results = prepared[0][0].backend.score_choices(requests)
-    out: list[Judgment] = []
+    out: list[Row] = []
     start = 0
     for critic, p in prepared:
-        out.extend(critic.finish(p, results[start:start + len(p.requests)]))
+        out.extend(critic.finish_rows(p, results[start:start + len(p.requests)]))
         start += len(p.requests)
     return out
 
@@ -103,4 +109,4 @@ class LocalExecutor:
     def run(self, critics: Sequence[Critic], units: Iterable[WorkUnit],
             on_result: OnResult) -> None:
         for unit in units:
-            on_result(unit, judge_unit(critics, unit))
+            on_result(unit, judge_unit_rows(critics, unit))

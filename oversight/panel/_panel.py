@@ -7,11 +7,13 @@ marker). The full aggregation layer lives in `oversight.aggregate`.
 
 from __future__ import annotations
 
+import gc
 import math
+import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,22 @@ from oversight.panel._escalation import (
 from oversight.panel._executors import Executor, LocalExecutor, WorkUnit, work_units
 from oversight.panel._run import is_run_store, write_run
 from oversight.store import JudgmentStore
+from oversight.store._columns import (
+    Selection,
+    concat,
+    read_all_batches,
+    read_batches,
+    rows_to_table,
+    write_parquet_parts,
+)
+from oversight.store._columns import (
+    to_pandas as _to_pandas,
+)
 
 Progress = Callable[[int, int, str], None]
+# What aggregation reads: every column but the free text (raw output, rationale, reason), which
+# is most of a row's bytes and which no aggregator looks at.
+AGGREGATE_COLUMNS = [c for c in JUDGMENT_COLUMNS if c not in ("raw", "rationale", "reason")]
 HUMAN = "human"  # the critic name imported human review labels are stored under
 
 
@@ -78,85 +94,115 @@ class Panel:
     def judge(self, data: Any, *, store: JudgmentStore | str | Path | None = None,
               batch_size: int = 16, progress: Progress | None = None, seed: int = 0,
               skip_bad: bool = False, limit: int | None = None,
-              executor: Executor | None = None) -> PanelResult:
+              executor: Executor | None = None, chunk_items: int = 4096,
+              commit_rows: int = 8192, commit_s: float = 0.25) -> PanelResult:
         """Judge every item with every critic. With a store, only missing keys are computed.
 
         `executor` runs the work units: `LocalExecutor()` in this process (the default) or
-        `RayExecutor(...)` on Ray actors. Either way this process writes the store, one
-        transaction per unit as results arrive, and the result is the same."""
+        `RayExecutor(...)` on Ray actors. Either way this process writes the store as results
+        arrive, and the result is the same.
+
+        The plan is made `chunk_items` items at a time, so memory does not grow with the run.
+        Rows are committed in one transaction when `commit_rows` have arrived or `commit_s`
+        seconds have passed since the last commit, whichever comes first (a slow backend
+        commits every unit; a fast one commits thousands of rows at once). A kill loses at
+        most the uncommitted rows, which a rerun computes; nothing is ever written twice.
+        With a store, the result reads its judgments back from it (columns, on demand)."""
         loaded = load_comparisons(data, seed=seed, skip_bad=skip_bad, limit=limit)
         items, skipped = list(loaded), loaded.skipped
         own_store = isinstance(store, (str, Path))
         db = JudgmentStore(store) if isinstance(store, (str, Path)) else store
         guard = ExitStack()
+        pending: list[tuple[Any, ...]] = []
+        collected: list[Any] = []  # without a store: Arrow batches of rows in plan order
         try:
             if db is not None:  # a second run on this store waits here, then resumes
                 guard.enter_context(db.run_lock())
-            plan = self.plan(items)
-            total = sum(len(t) for t in plan.values())
-            done_count = 0
-            collected: list[Judgment] = []
-            todo: list[list[Any]] = []
-            if db is not None:
                 db.put_items(items)
-            for critic in self.critics:
-                tasks = plan[critic.name]
-                if db is not None:
+                for critic in self.critics:
                     db.put_critic(critic.config())
-                    done = db.done_keys(critic.fingerprint)
-                    missing = [t for t in tasks if t.key not in done]
-                else:
-                    missing = tasks
-                done_count += len(tasks) - len(missing)
-                todo.append(missing)
-            if progress:
-                progress(done_count, total, "cached")
+            total = sum(_task_count(c, it) for c in self.critics for it in items)
+            state = {"done": 0, "last_commit": time.perf_counter()}
 
-            def record(unit: WorkUnit, out: list[Judgment]) -> None:
-                nonlocal done_count
-                if db is not None:
-                    db.put(out)  # one transaction per unit: a kill loses at most what's in flight
-                else:
-                    collected.extend(out)
-                done_count += len(out)
+            def flush() -> None:
+                if pending and db is not None:
+                    db.put_rows(pending)  # one transaction: a kill keeps all of it or none
+                    pending.clear()
+                state["last_commit"] = time.perf_counter()
+
+            def record(unit: WorkUnit, rows: list[tuple[Any, ...]]) -> None:
+                pending.extend(rows)
+                state["done"] += len(rows)
+                if db is not None and (len(pending) >= commit_rows
+                                       or time.perf_counter() - state["last_commit"]
+                                       >= commit_s):
+                    flush()
                 if progress:
-                    progress(done_count, total,
+                    progress(int(state["done"]), total,
                              "+".join(self.critics[ci].name for ci, _ in unit.parts))
 
-            units = work_units(self.critics, todo, items, batch_size)
-            (executor or LocalExecutor()).run(self.critics, units, record)
-            if db is None:  # units may finish in any order: return them in plan order
-                planned = [(c.fingerprint, *t.key) for c in self.critics for t in plan[c.name]]
-                rank = {k: n for n, k in enumerate(planned)}
-                collected.sort(key=lambda j: rank.get((j.fingerprint, j.item_id, j.principle,
-                                                       j.order), 0))
+            fresh = db is not None and not any(db.has_judgments(c.fingerprint)
+                                               for c in self.critics)
+            units = self._units(items, db, fresh, chunk_items, batch_size, state, total,
+                                progress)
+            with _young_gc(50_000):
+                (executor or LocalExecutor()).run(self.critics, units, record)
             if db is not None:
-                wanted = {c.fingerprint: {t.key for t in plan[c.name]} for c in self.critics}
-                collected = []
-                for fp, keys in wanted.items():
-                    collected.extend(j for j in db.judgments(fingerprint=fp)
-                                     if (j.item_id, j.principle, j.order) in keys)
-            if db is not None and is_run_store(db.path):  # a run directory: say what ran
-                write_run(db.path.parent, critics=[c.config() for c in self.critics],
-                          aggregator=self.aggregator,
-                          aggregator_options=self.aggregator_options, rules=self.rules,
-                          panel=self.name, items=len(items))
+                flush()
+                if is_run_store(db.path):  # a run directory: say what ran
+                    write_run(db.path.parent, critics=[c.config() for c in self.critics],
+                              aggregator=self.aggregator,
+                              aggregator_options=self.aggregator_options, rules=self.rules,
+                              panel=self.name, items=len(items))
+            else:
+                collected = _plan_ordered(self.critics, items, pending)
+                pending.clear()
         finally:
-            guard.close()
-            if own_store and db is not None:
-                db.close()
-        # A critic name can only map to one fingerprint within a run.
-        names = {c.fingerprint: c.name for c in self.critics}
-        for j in collected:
-            j.critic = names.get(j.fingerprint, j.critic)
-        result = PanelResult(items=items, judgment_rows=collected,
-                             critics=[c.config() for c in self.critics], skipped=list(skipped),
-                             aggregator=self.aggregator, rules=self.rules,
-                             aggregator_options=self.aggregator_options)
+            if db is not None:
+                try:
+                    flush()
+                finally:
+                    guard.close()
+                    if own_store:
+                        db.close()
+        common: dict[str, Any] = dict(
+            items=items, critics=[c.config() for c in self.critics], skipped=list(skipped),
+            aggregator=self.aggregator, rules=self.rules,
+            aggregator_options=self.aggregator_options)
+        if db is not None:
+            result = PanelResult(**common, source=StoreSource(
+                db.path, [_selection(c, items) for c in self.critics],
+                [it.id for it in items]))
+        else:
+            result = PanelResult(**common, source=TableSource(collected))
         if self.escalation is not None:
             result.escalation = self._escalate(result, store, batch_size=batch_size,
                                                progress=progress, executor=executor)
         return result
+
+    def _units(self, items: Sequence[Comparison], db: JudgmentStore | None, fresh: bool,
+               chunk_items: int, batch_size: int, state: dict[str, Any], total: int,
+               progress: Progress | None) -> Iterator[WorkUnit]:
+        """Work units for what is missing, planned `chunk_items` items at a time."""
+        cached = 0
+        for start in range(0, len(items), chunk_items):
+            chunk = items[start:start + chunk_items]
+            todo: list[list[Any]] = []
+            for critic in self.critics:
+                tasks = critic.tasks(chunk)
+                if db is not None and not fresh:
+                    done = db.done_keys(critic.fingerprint, [it.id for it in chunk])
+                    missing = [t for t in tasks if t.key not in done]
+                else:
+                    missing = tasks
+                cached += len(tasks) - len(missing)
+                todo.append(missing)
+            if start == 0 and progress:
+                progress(cached, total, "cached")
+            state["done"] += cached
+            cached = 0
+            yield from work_units(self.critics, todo, chunk, batch_size)
+
 
     def _escalate(self, result: PanelResult, store: Any, **judge_options: Any
                   ) -> EscalationRecord:
@@ -181,18 +227,161 @@ class Panel:
         return record
 
 
-@dataclass
+@contextmanager
+def _young_gc(threshold: int) -> Iterator[None]:
+    """Collect the young generation every `threshold` allocations instead of 700 while the
+    run allocates its short-lived requests and rows: CPython's collector otherwise rescans
+    the run's long-lived items again and again (30% of a function-critic run's time)."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(threshold, old[0]), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+def _task_count(critic: Critic, item: Comparison) -> int:
+    p = critic.principles
+    n_p = len(critic.constitution) if p == "all" else p if isinstance(p, int) else \
+        len(critic.select_principles(item))
+    return n_p * len(critic.orders(item))
+
+
+def _selection(critic: Critic, items: Sequence[Comparison]) -> Selection:
+    """Which stored rows belong to this run for `critic` (the store may hold other runs')."""
+    orders = frozenset(",".join(map(str, o)) for k in sorted({it.k for it in items})
+                       for o in critic.orders(Comparison("", tuple("x" * k))))
+    if isinstance(critic.principles, int) and not isinstance(critic.principles, bool):
+        chosen = {it.id: frozenset(p.id for p in critic.select_principles(it)) for it in items}
+        return Selection(critic.name, critic.fingerprint, None, orders,
+                         lambda item_id, principle: principle in chosen.get(item_id, ()))
+    principles = frozenset(p.id for p in critic.select_principles(items[0])) if items else None
+    return Selection(critic.name, critic.fingerprint, principles, orders)
+
+
+def _plan_ordered(critics: Sequence[Critic], items: Sequence[Comparison],
+                  rows: list[tuple[Any, ...]]) -> Any:
+    """Rows (which units may return in any order) sorted into plan order, as Arrow."""
+    item_rank = {it.id: n for n, it in enumerate(items)}
+    crit_rank = {c.fingerprint: n for n, c in enumerate(critics)}
+    p_rank = {(c.fingerprint, p.id): n for c in critics
+              for n, p in enumerate(c.constitution.principles)}
+    names = {c.fingerprint: c.name for c in critics}
+    k = max((it.k for it in items), default=2)
+    o_rank = {(c.fingerprint, ",".join(map(str, o))): n for c in critics
+              for n, o in enumerate(c.orders(Comparison("", tuple("x" * k))))}
+    rows.sort(key=lambda r: (crit_rank.get(r[2], 0), item_rank.get(r[0], 0),
+                             p_rank.get((r[2], r[6]), 0), o_rank.get((r[2], r[10]), 0)))
+    rows[:] = [r if r[1] == names.get(r[2], r[1]) else (r[0], names[r[2]], *r[2:])
+               for r in rows]
+    return rows_to_table(rows)
+
+
+class TableSource:
+    """A result's judgments held as one Arrow table (runs without a store)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[Any]:
+        t = self.table if columns is None else self.table.select(list(columns))
+        yield from t.to_batches()
+
+
+class StoreSource:
+    """A result's judgments left in the store, read as Arrow batches when asked for.
+
+    With no `selections`, every stored row, as stored (ordered as `JudgmentStore.judgments`).
+    """
+
+    def __init__(self, db_path: Path, selections: list[Selection] | None = None,
+                 item_ids: list[str] | None = None) -> None:
+        self.db_path, self.selections, self.item_ids = db_path, selections, item_ids
+        self._len: int | None = None
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = sum(b.num_rows for b in self.batches(["item_id"]))
+        return self._len
+
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[Any]:
+        if self.selections is None:
+            yield from read_all_batches(self.db_path, columns)
+        else:
+            yield from read_batches(self.db_path, self.selections, self.item_ids, columns)
+
+
+@dataclass(init=False, repr=False, eq=False)
 class PanelResult:
-    """Judgments with provenance, plus a simple per-item summary."""
+    """Judgments with provenance, plus a simple per-item summary.
+
+    The judgments stay where the run put them (the store, or one Arrow table for a run
+    without a store) and are read as columns when asked for: `judgments` (pandas),
+    `to_arrow()`, `to_parquet(dir)` (parts), `batches()`. `judgment_rows` still gives one
+    `Judgment` object per row, for small runs and old code.
+    """
 
     items: list[Comparison]
-    judgment_rows: list[Judgment]
     critics: list[dict[str, Any]]
-    skipped: list[tuple[int, str]] = field(default_factory=list)
-    aggregator: str = "vote"
-    rules: Any = None
-    aggregator_options: dict[str, Any] = field(default_factory=dict)
-    escalation: EscalationRecord | None = None
+    skipped: list[tuple[int, str]]
+    aggregator: str
+    rules: Any
+    aggregator_options: dict[str, Any]
+    source: TableSource | StoreSource
+    escalation: EscalationRecord | None
+
+    def __init__(self, items: list[Comparison], judgment_rows: Sequence[Judgment] | None = None,
+                 critics: list[dict[str, Any]] | None = None,
+                 skipped: list[tuple[int, str]] | None = None, aggregator: str = "vote",
+                 rules: Any = None, aggregator_options: dict[str, Any] | None = None, *,
+                 source: TableSource | StoreSource | None = None,
+                 escalation: EscalationRecord | None = None) -> None:
+        if source is None:
+            rows = [tuple(getattr(j, c) for c in JUDGMENT_COLUMNS) for j in judgment_rows or ()]
+            source = TableSource(rows_to_table(rows))
+        self.items = items
+        self.critics = list(critics or [])
+        self.skipped = list(skipped or [])
+        self.aggregator = aggregator
+        self.rules = rules
+        self.aggregator_options = dict(aggregator_options or {})
+        self.source = source
+        self.escalation = escalation
+
+    def __repr__(self) -> str:
+        return (f"PanelResult(items={len(self.items)}, critics={self.critic_names}, "
+                f"judgments={len(self.source)})")
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    # -- the judgments, as columns -----------------------------------------------------------
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[Any]:
+        """The judgments as a stream of Arrow record batches (bounded memory)."""
+        return self.source.batches(columns)
+
+    def to_arrow(self, columns: Sequence[str] | None = None) -> Any:
+        """The long judgments table as one `pyarrow.Table` (Polars: `pl.from_arrow(...)`,
+        zero-copy)."""
+        if isinstance(self.source, TableSource):
+            t = self.source.table
+            return t if columns is None else t.select(list(columns))
+        return concat(self.batches(columns), columns)
+
+    def to_parquet(self, out_dir: str | Path, *, rows_per_part: int = 1_000_000) -> list[Path]:
+        """Write the judgments as Parquet parts (`part-00000.parquet`, ...), streamed from the
+        store: pandas, Polars, DuckDB and `datasets` read the directory as one dataset."""
+        return write_parquet_parts(self.batches(), out_dir, rows_per_part=rows_per_part)
+
+    @property
+    def judgment_rows(self) -> list[Judgment]:
+        """One `Judgment` object per row (3 KB each: for small runs; prefer `judgments`)."""
+        t = self.to_arrow()
+        cols = [t.column(c).to_pylist() for c in JUDGMENT_COLUMNS]
+        return [Judgment(*row) for row in zip(*cols)]
 
     def aggregate(self, method: str | None = None, **options: Any) -> Any:
         """Run an aggregator (default: the panel's) with the panel's rules; see
@@ -200,7 +389,7 @@ class PanelResult:
         from oversight.aggregate import aggregate
 
         opts = {**(self.aggregator_options if method is None else {}), **options}
-        judgments = self.judgments
+        judgments = self._columns(AGGREGATE_COLUMNS)
         present = set(judgments["critic"])
         # The critics' own weights, for the critics that have judgments (a critic with none
         # has nothing to weigh); weights passed here are checked as given.
@@ -251,10 +440,10 @@ class PanelResult:
     @property
     def judgments(self) -> Any:
         """The long-format judgments table (pandas), one row per judgment."""
-        import pandas as pd
+        return _to_pandas(self.to_arrow())
 
-        df = pd.DataFrame([j.to_dict() for j in self.judgment_rows], columns=JUDGMENT_COLUMNS)
-        return df
+    def _columns(self, columns: Sequence[str]) -> Any:
+        return _to_pandas(self.to_arrow(columns))
 
     # -- simple aggregation ----------------------------------------------------------------
     def support(self, orders: str = "all") -> dict[tuple[str, str], list[float]]:
@@ -357,10 +546,8 @@ class PanelResult:
         return out.drop(columns="flips")
 
     def status_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = defaultdict(int)
-        for j in self.judgment_rows:
-            counts[j.status] += 1
-        return dict(counts)
+        counts = self._columns(["status"])["status"].value_counts(sort=False)
+        return {str(k): int(v) for k, v in counts.items()}
 
     def reason_counts(self) -> dict[str, dict[str, int]]:
         """Abstentions and errors counted by cause: {"abstain": {"no-verdict": 3}, ...}.
@@ -371,12 +558,15 @@ class PanelResult:
         from oversight.critics._parse import reason_code
 
         counts: dict[str, dict[str, int]] = {}
-        for j in self.judgment_rows:
-            if j.status != "ok":
-                by = counts.setdefault(j.status, {})
-                code = reason_code(j.reason)
-                by[code] = by.get(code, 0) + 1
+        j = self._columns(["status", "reason"])
+        bad = j[j["status"] != "ok"]
+        for status, reason in zip(bad["status"], bad["reason"]):
+            by = counts.setdefault(status, {})
+            code = reason_code(None if reason is None or reason != reason else reason)
+            by[code] = by.get(code, 0) + 1
         return {s: dict(sorted(by.items())) for s, by in sorted(counts.items())}
+
+
 
 
 def _orders(orders: str) -> str:

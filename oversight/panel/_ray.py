@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oversight.backends import BackendSpec, backend_spec
-from oversight.critics import Critic, Judgment
+from oversight.critics import Critic
 from oversight.errors import BackendError, missing_extra
-from oversight.panel._executors import OnResult, WorkUnit, backend_groups, judge_unit
+from oversight.panel._executors import OnResult, Row, WorkUnit, backend_groups, judge_unit_rows
 
 
 class _BackendActor:
@@ -41,10 +41,11 @@ class _BackendActor:
         return {"pid": os.getpid(), "model_id": self.backend.model_id}
 
     def judge(self, critics: dict[int, Critic], parts: list[tuple[int, list[Any]]]
-              ) -> list[Judgment]:
+              ) -> list[Row]:
         for critic in critics.values():
-            critic.backend = self.backend
-        return judge_unit(critics, WorkUnit(-1, parts))
+            if critic.backend is not self.backend:  # keeps the critic's cached fingerprint
+                critic.backend = self.backend
+        return judge_unit_rows(critics, WorkUnit(-1, parts))
 
 
 @dataclass
@@ -319,14 +320,16 @@ class RayExecutor:
         return unit, attempts
 
     @staticmethod
-    def _stamp(unit: WorkUnit, rows: list[Judgment],
+    def _stamp(unit: WorkUnit, rows: list[Row],
                stamps: list[tuple[str, str, str]]) -> None:
-        """The driver's critics are the identity: rows carry their fingerprint and name."""
+        """The driver's critics are the identity: rows carry their name, fingerprint and model
+        (columns 1-3 of `JUDGMENT_COLUMNS`)."""
         start = 0
         for ci, tasks in unit.parts:
             fp, name, model = stamps[ci]
-            for j in rows[start:start + len(tasks)]:
-                j.fingerprint, j.critic, j.model = fp, name, model
+            for n in range(start, min(start + len(tasks), len(rows))):
+                r = rows[n]
+                rows[n] = (r[0], name, fp, model, *r[4:])
             start += len(tasks)
         if start != len(rows):
             raise RuntimeError(f"an actor returned {len(rows)} judgments for {start} tasks")

@@ -338,7 +338,9 @@ class Analysis:
             out.append({"critic": name, "support": s, "verdict": verdict, "judgments": [
                 {"principle": r["principle"], "order": r["order"], "status": r["status"],
                  "value": None if pd.isna(r["value"]) else float(r["value"]),
-                 "rationale": r["rationale"] or None, "reason": r["reason"] or None}
+                 # a text column holding some None reads back as NaN: never show "nan"
+                 "rationale": None if pd.isna(r["rationale"]) else r["rationale"] or None,
+                 "reason": None if pd.isna(r["reason"]) else r["reason"] or None}
                 for r in records]})
         return out
 

@@ -184,6 +184,11 @@ def render_html(a: Analysis, *, contested: int = 10) -> str:
     if a.human_labels:
         cards.append(("human labels", len(a.human_labels)))
     meta = ", ".join(f"{k}: {v}" for k, v in a.meta.items())
+    judged_under = sorted({f"{c.get('constitution')}@{c.get('constitution_hash')}"
+                           + (f" ({c['amendment']})" if c.get("amendment") else "")
+                           for c in a.critics if c.get("constitution_hash")})
+    if judged_under:
+        meta += ("; " if meta else "") + "judged under " + ", ".join(judged_under)
     sections = [
         f"<h1>{html.escape(a.title)}</h1>",
         f'<div class="meta">{html.escape(meta)}; panel aggregation: {a.method}</div>',

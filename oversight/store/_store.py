@@ -32,6 +32,9 @@ _PLACEHOLDERS = ", ".join("?" for _ in JUDGMENT_COLUMNS)
 _UPDATES = ", ".join(f'"{c}" = excluded."{c}"' for c in JUDGMENT_COLUMNS if c not in _KEY)
 
 
+INSERT_SQL = (f"INSERT INTO judgments ({_COLS}) VALUES ({_PLACEHOLDERS}) "
+              f'ON CONFLICT (fingerprint, item_id, principle, "order") DO UPDATE SET '
+              f"{_UPDATES} WHERE judgments.status = 'error'")
 _HELD: dict[str, int] = {}  # lock paths this process holds, with a re-entry count
 
 
@@ -172,12 +175,13 @@ class JudgmentStore:
     # -- writes ----------------------------------------------------------------------------
     def put(self, judgments: Sequence[Judgment]) -> None:
         """Write a batch atomically. An existing `error` row is replaced; others are kept."""
-        rows = [tuple(getattr(j, c) for c in JUDGMENT_COLUMNS) for j in judgments]
+        self.put_rows([tuple(getattr(j, c) for c in JUDGMENT_COLUMNS) for j in judgments])
+
+    def put_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """`put` for rows as tuples in `JUDGMENT_COLUMNS` order: one transaction, one
+        `executemany`, no object per judgment."""
         with self._tx():
-            self._db.executemany(
-                f"INSERT INTO judgments ({_COLS}) VALUES ({_PLACEHOLDERS}) "
-                f'ON CONFLICT (fingerprint, item_id, principle, "order") DO UPDATE SET '
-                f"{_UPDATES} WHERE judgments.status = 'error'", rows)
+            self._db.executemany(INSERT_SQL, rows)
 
     def put_items(self, items: Iterable[Comparison]) -> None:
         rows = [(it.id, json.dumps(it.to_dict(), ensure_ascii=False)) for it in items]
@@ -202,11 +206,26 @@ class JudgmentStore:
                               json.dumps(config, sort_keys=True)))
 
     # -- reads -----------------------------------------------------------------------------
-    def done_keys(self, fingerprint: str) -> set[tuple[str, str, str]]:
-        """Keys already judged (ok or abstain) by this critic fingerprint."""
-        cur = self._db.execute('SELECT item_id, principle, "order" FROM judgments '
-                               "WHERE fingerprint = ? AND status != 'error'", (fingerprint,))
-        return {(a, b, c) for a, b, c in cur}
+    def done_keys(self, fingerprint: str, item_ids: Sequence[str] | None = None
+                  ) -> set[tuple[str, str, str]]:
+        """Keys already judged (ok or abstain) by this critic fingerprint; with `item_ids`,
+        only those items' keys (so a resumed large run never holds every key at once)."""
+        sql = ('SELECT item_id, principle, "order" FROM judgments '
+               "WHERE fingerprint = ? AND status != 'error'")
+        if item_ids is None:
+            return {(a, b, c) for a, b, c in self._db.execute(sql, (fingerprint,))}
+        out: set[tuple[str, str, str]] = set()
+        ids = list(item_ids)
+        for start in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
+            chunk = ids[start:start + 900]
+            cur = self._db.execute(f"{sql} AND item_id IN ({', '.join('?' * len(chunk))})",
+                                   (fingerprint, *chunk))
+            out.update((a, b, c) for a, b, c in cur)
+        return out
+
+    def has_judgments(self, fingerprint: str) -> bool:
+        return self._db.execute("SELECT 1 FROM judgments WHERE fingerprint = ? LIMIT 1",
+                                (fingerprint,)).fetchone() is not None
 
     def judgments(self, fingerprint: str | None = None,
                   item_ids: Iterable[str] | None = None,
@@ -249,9 +268,16 @@ class JudgmentStore:
                                     (status,)).fetchone()[0])
 
     def to_frame(self) -> Any:
-        import pandas as pd
+        """Every stored judgment as one pandas table, read as Arrow columns in batches."""
+        from oversight.store._columns import to_pandas
 
-        return pd.DataFrame([j.to_dict() for j in self.judgments()], columns=JUDGMENT_COLUMNS)
+        return to_pandas(self.to_arrow())
+
+    def to_arrow(self) -> Any:
+        """Every stored judgment as one `pyarrow.Table`, ordered as `judgments()`."""
+        from oversight.store._columns import SCHEMA, read_all
+
+        return read_all(self._db, SCHEMA)
 
 
 class _Transaction:

@@ -63,9 +63,24 @@ def preference_frame(result: Any, *, method: str | None = None, min_margin: floa
     if isinstance(result, (str, Path)):
         result = load_run(result)
     agg = result.aggregate(method, **options)
-    return agg.preferences(result.items, min_margin=min_margin,
-                           drop_flags=_flag_list(drop_flagged),
-                           drop_veto_conflicts=drop_veto_conflicts)
+    frame = agg.preferences(result.items, min_margin=min_margin,
+                            drop_flags=_flag_list(drop_flagged),
+                            drop_veto_conflicts=drop_veto_conflicts)
+    return _with_amendments(frame, result.critics)
+
+
+def _with_amendments(frame: Any, critics: Sequence[dict[str, Any]]) -> Any:
+    """Add `amendments`: for each row's critics, the constitution amendment it judged under
+    ('privacy@00ba1f5eec29=amendment 1 (9776e8af1a66)'), when a critic's constitution has a
+    log; rows of unlogged constitutions get an empty string."""
+    labels = {c["name"]: f"{c.get('constitution')}@{c.get('constitution_hash')}="
+              f"{c['amendment']}" for c in critics if c.get("amendment")}
+    if not labels or "critics" not in frame.columns:
+        return frame
+    frame = frame.copy()
+    frame["amendments"] = [",".join(sorted({labels[c] for c in str(cs).split(",")
+                                            if c in labels})) for cs in frame["critics"]]
+    return frame
 
 
 def _chat_frame(frame: Any) -> bool:
