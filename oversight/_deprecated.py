@@ -56,3 +56,21 @@ def renamed_value(where: str, value: Any, renames: dict[str, str]) -> Any:
                       "be removed in the next release", DeprecationWarning, stacklevel=3)
         return renames[value]
     return value
+
+
+def renamed_attribute(owner: str, old: str, new: str) -> property:
+    """A class attribute `old` that reads (and sets) `new`, warning: for renamed attributes."""
+
+    def _warn() -> None:
+        warnings.warn(f"{owner}.{old} is renamed {owner}.{new}; the old name will be removed "
+                      "in the next release", DeprecationWarning, stacklevel=3)
+
+    def get(self: Any) -> Any:
+        _warn()
+        return getattr(self, new)
+
+    def set_(self: Any, value: Any) -> None:
+        _warn()
+        setattr(self, new, value)
+
+    return property(get, set_, doc=f"Deprecated: use `{new}`.")

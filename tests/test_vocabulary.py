@@ -149,3 +149,124 @@ def test_the_conservative_aggregation_method_is_unchanged_and_does_not_warn():
         warnings.simplefilter("error")
         agg = aggregate(_judgments(), method="conservative", lam=1.0)
     assert list(agg.decisions["label"]) == [0, 1, 0, 0]
+
+
+# -- Panel(method=) as aggregate(method=); orders "forward"/"reverse"; preferences() ----------
+def _panel(**kw):
+    from oversight import Critic, FunctionBackend, Panel
+    from oversight.constitution import builtin
+
+    def scripted_pairwise(ctx):  # as conftest's: prefers the shorter, leans to the first
+        a, b = ctx.responses
+        p = 0.8 if len(a) < len(b) else 0.3
+        return {"A": p, "B": 1 - p}
+
+    def shorter(ctx):  # no position lean
+        a, b = ctx.responses
+        return {"A": 0.7, "B": 0.3} if len(a) < len(b) else {"A": 0.3, "B": 0.7}
+
+    critics = [Critic(builtin("harmlessness"), FunctionBackend(scripted_pairwise, name="s"),
+                      name="short", principles=1),
+               Critic(builtin("helpfulness"), FunctionBackend(shorter, name="l"),
+                      name="plain", principles=1)]
+    return Panel(critics, **kw)
+
+
+def test_panel_takes_method_and_the_old_aggregator_keywords_warn(pairs):
+    p = _panel(method="bt", method_options={"prior": 0.5})
+    assert (p.method, p.method_options) == ("bt", {"prior": 0.5})
+    with pytest.warns(DeprecationWarning, match="Panel: aggregator= is renamed method="):
+        old = _panel(aggregator="bt", method_options={"prior": 0.5})
+    assert old.method == "bt"
+    with pytest.warns(DeprecationWarning, match="aggregator_options= is renamed method_options="):
+        assert _panel(aggregator_options={"lam": 2.0}, method="conservative").method_options \
+            == {"lam": 2.0}
+    with pytest.warns(DeprecationWarning, match=r"Panel\.aggregator is renamed Panel\.method"):
+        assert p.aggregator == "bt"
+    with pytest.raises(TypeError, match="unexpected keyword argument.*aggregater"):
+        _panel(aggregater="bt")
+    result = p.judge(pairs)
+    assert result.method == "bt" and result.method_options == {"prior": 0.5}
+    assert result.aggregation.method == "bt"
+    with pytest.warns(DeprecationWarning, match=r"PanelResult\.aggregator is renamed"):
+        assert result.aggregator == "bt"
+
+
+def test_run_and_write_run_use_method(tmp_path, pairs):
+    from oversight.panel import open_run, write_run
+
+    _panel(method="conservative", method_options={"lam": 0.5}).judge(
+        pairs, store=tmp_path / "judgments.sqlite")
+    run = open_run(tmp_path)
+    assert (run.method, run.method_options) == ("conservative", {"lam": 0.5})
+    with pytest.warns(DeprecationWarning, match=r"Run\.aggregator_options is renamed"):
+        assert run.aggregator_options == {"lam": 0.5}
+    with pytest.warns(DeprecationWarning, match="write_run: aggregator= is renamed method="):
+        write_run(tmp_path / "b", critics=[], aggregator="ds")
+    import json
+
+    info = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert info["aggregator"] == {"method": "ds", "options": {}}  # the file format is unchanged
+
+
+def test_orders_are_forward_and_reverse_and_first_swapped_warn(pairs):
+    result = _panel().judge(pairs)
+    fwd, rev = result.support("forward"), result.support("reverse")
+    # the scripted critic prefers the shorter response with a first-position lean:
+    # P(A) = 0.8 when A is shorter, 0.3 when longer -> support differs by order
+    egg = pairs[0].id  # response 0 is the shorter
+    assert fwd[(egg, "short")] == pytest.approx([0.8, 0.2])
+    assert rev[(egg, "short")] == pytest.approx([0.7, 0.3])
+    with pytest.warns(DeprecationWarning, match="orders='first' is renamed 'forward'"):
+        assert result.support("first") == fwd
+    with pytest.warns(DeprecationWarning, match="orders='swapped' is renamed 'reverse'"):
+        assert result.verdicts("swapped") == result.verdicts("reverse")
+    with pytest.raises(ValueError, match="use one of all, forward, reverse"):
+        result.support("backward")
+
+
+def test_preferences_is_a_method_as_on_aggregation_and_the_property_use_warns(pairs):
+    result = _panel().judge(pairs)
+    want = result.aggregation.preferences(result.items)
+    above = float(want["margin"].max()) + 1e-6  # a margin no pair reaches
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new use never warns
+        got = result.preferences()
+        strict = result.preferences(min_margin=above)
+    assert type(got) is pd.DataFrame
+    pd.testing.assert_frame_equal(got, want)
+    assert len(want) == 3 and len(strict) == 0  # the filter reached Aggregation.preferences
+    old = result.preferences
+    with pytest.warns(DeprecationWarning, match="PanelResult.preferences is a method now"):
+        assert len(old) == len(want)
+    assert list(old["chosen"]) == list(want["chosen"])  # warned once, still the same rows
+
+
+def test_panel_result_members_are_typed():
+    import typing
+
+    import pyarrow as pa
+
+    from oversight.aggregate import Aggregation
+    from oversight.panel import PanelResult, _panel, _preferences
+
+    # the annotations name pandas, pyarrow and Aggregation under TYPE_CHECKING (import cost)
+    ns = {**vars(_panel), "pd": pd, "pa": pa, "Aggregation": Aggregation,
+          "PreferencesFrame": _preferences.PreferencesFrame}
+
+    def ret(f):
+        return typing.get_type_hints(f, globalns=ns).get("return")
+
+    assert ret(PanelResult.aggregate) is Aggregation
+    for name in ("summary", "agreement", "position_flips", "_columns"):
+        assert ret(getattr(PanelResult, name)) is pd.DataFrame, name
+    assert ret(PanelResult.to_arrow) is pa.Table
+    assert ret(PanelResult.aggregation.fget) is Aggregation
+    assert ret(PanelResult.judgments.fget) is pd.DataFrame
+    assert ret(PanelResult.flags.fget) is pd.DataFrame
+    assert issubclass(ret(PanelResult.preferences.fget), pd.DataFrame)
+    untyped = [n for n, v in vars(PanelResult).items()
+               if callable(getattr(v, "fget", v)) and not n.startswith("__")
+               and n not in ("aggregator", "aggregator_options")  # deprecated aliases
+               and ret(getattr(v, "fget", v)) is typing.Any]
+    assert untyped == ["plot"]  # its type lives in the report layer, above the panel

@@ -40,7 +40,7 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str | None, out: P
     run = open_run(run_dir)
     from oversight.aggregate import available_aggregators
 
-    wanted = method or run.aggregator
+    wanted = method or run.method
     if wanted not in available_aggregators():
         raise OversightError(f"--method {wanted}: no aggregator of that name is registered "
                              f"(registered: {method_help()}); pass --panel FILE with the panel "

@@ -23,8 +23,8 @@ from oversight.errors import OversightError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-critic oversight of language models.")
-app.add_typer(constitution_app, name="constitution")
 app.add_typer(model_app, name="model")
+app.add_typer(constitution_app, name="constitution")
 app.command("demo")(demo_cmd)
 app.command("judge")(judge_cmd)
 app.command("aggregate")(aggregate_cmd)

@@ -83,8 +83,8 @@ def judge_cmd(
             summary = result.summary()
             summary.astype({c: str for c in summary.columns if c.endswith("verdict")}) \
                 .to_parquet(out / "summary.parquet", index=False)
-            write_run(out, critics=result.critics, aggregator=p.aggregator,
-                      aggregator_options=p.aggregator_options, rules=p.rules,
+            write_run(out, critics=result.critics, method=p.method,
+                      method_options=p.method_options, rules=p.rules,
                       panel=str(panel), data=str(data), seed=seed, items=len(items),
                       skipped=items.skipped, status_counts=result.status_counts(),
                       reason_counts=result.reason_counts(), seconds=seconds,
