@@ -139,15 +139,15 @@ def test_run_json_keeps_seed_rules_and_options_and_run_aggregate_takes_a_method(
     from oversight.panel import open_run
     from oversight.panel._run import read_run_info, write_run
 
-    write_run(tmp_path / "w", critics=[], aggregator="vote", seed=7, data="d.jsonl")
+    write_run(tmp_path / "w", critics=[], method="vote", seed=7, data="d.jsonl")
     info = read_run_info(tmp_path / "w")
     assert info["seed"] == 7 and info["data"] == "d.jsonl"
 
-    panel = _panel(aggregator="bt", aggregator_options={"prior": 0.5},
+    panel = _panel(method="bt", method_options={"prior": 0.5},
                    rules=PanelRules(quorum=2))
     panel.judge(_items(), store=tmp_path / "run")
     run = open_run(tmp_path / "run")
-    assert run.aggregator == "bt" and run.aggregator_options == {"prior": 0.5}
+    assert run.method == "bt" and run.method_options == {"prior": 0.5}
     assert run.rules.quorum == 2
     # one critic < quorum 2: every item is no_quorum under the saved rules
     assert set(run.aggregate().decisions["final"]) == {"no_quorum"}
