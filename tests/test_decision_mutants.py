@@ -207,3 +207,39 @@ def test_vote_of_reads_p0_as_a_vote_with_ties_within_the_tolerance():
 
     assert vote_of([0.9, 0.1, 0.5, 0.5 + 1e-12, 0.5 - 1e-12]).tolist() == [0, 1, -1, -1, -1]
     assert vote_of([0.55, 0.45], eps=0.1).tolist() == [-1, -1]
+
+
+def test_clamp_band_above_one_is_refused():
+    with pytest.raises(ValueError, match="clamp"):
+        calibrate(np.array([0.5]), clamp=(0.4, 1.5))
+
+
+def test_critic_p0_std_is_the_population_spread():
+    from oversight.aggregate import aggregate
+
+    d = aggregate(table([row("x", "a", "0,1", 0.9), row("x", "b", "0,1", 0.5)])).decisions
+    assert d["critic_p0_std"].tolist() == pytest.approx([0.2])
+
+
+def test_export_dataset_by_name_and_run_json_fields(tmp_path):
+    import platform
+
+    from oversight.panel._run import RUN_FORMAT, package_versions, read_run_info, write_run
+    from oversight.train import export_dataset
+
+    res = _panel().judge(_items())
+    assert export_dataset(res, "kto").column_names[:3] == ["prompt", "completion", "label"]
+    assert package_versions()["python"] == platform.python_version()
+    with pytest.warns(DeprecationWarning, match="aggregator= is renamed method="):
+        write_run(tmp_path, critics=[], aggregator="bt")
+    info = read_run_info(tmp_path)
+    assert info["format"] == RUN_FORMAT and info["aggregator"]["method"] == "bt"
+    assert info["rules"] is None
+
+
+def test_run_result_keeps_the_runs_critics(tmp_path):
+    from oversight.panel import open_run
+
+    _panel().judge(_items(), store=tmp_path / "run")
+    run = open_run(tmp_path / "run")
+    assert [c["name"] for c in run.result().critics] == ["s"]
