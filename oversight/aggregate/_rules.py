@@ -57,11 +57,21 @@ def infer_k(judgments: pd.DataFrame) -> dict[str, int]:
     (at least 2). Used when no items are given, so K-way vetoes and flags see every response."""
     if len(judgments) == 0:
         return {}
-    idx = judgments["order"].astype(str).str.split(",").map(
-        lambda xs: max(int(x) for x in xs if x.strip().lstrip("-").isdigit()) if any(
-            x.strip().lstrip("-").isdigit() for x in xs) else 0)
-    top = idx.groupby(judgments["item_id"]).max()
-    return {str(i): max(2, int(v) + 1) for i, v in top.items()}
+    # each distinct order string is parsed once; the per-item maximum is a ufunc over codes
+    order_codes, orders = pd.factorize(judgments["order"])
+    shown = np.array([_highest_shown(str(o)) for o in orders] + [0], dtype=np.int64)
+    idx = shown[order_codes]  # code -1 (a missing order) reads the trailing 0, as "nan" did
+    item_codes, item_ids = pd.factorize(judgments["item_id"], sort=True)
+    keep = item_codes >= 0  # groupby leaves out rows without an item id
+    top = np.full(len(item_ids), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(top, item_codes[keep], idx[keep])
+    return {str(i): max(2, int(v) + 1) for i, v in zip(item_ids, top.tolist())}
+
+
+def _highest_shown(order: str) -> int:
+    """The highest response index an order string shows ("2,0" -> 2); 0 when it shows none."""
+    shown = [int(x) for x in order.split(",") if x.strip().lstrip("-").isdigit()]
+    return max(shown) if shown else 0
 
 
 def vetoed_responses(judgments: pd.DataFrame, rules: PanelRules) -> dict[str, set[int]]:
