@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import PAIRWISE_FIELDS
+from oversight.aggregate._ballots import PAIRWISE_FIELDS, shared_rows
 from oversight.aggregate._conservative import Conservative
 from oversight.aggregate._registry import (
     AggregationContext,
@@ -294,6 +294,16 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     `calibrate_share` is PriDe's share of items used to estimate it. The removed priors are
     in `Aggregation.calibration`.
     """
+    with shared_rows():  # the vote, flags and rules read one set of pairwise rows
+        return _aggregate(judgments, items, method=method, rules=rules,
+                          critic_weights=critic_weights, gold=gold, calibrate=calibrate,
+                          calibrate_share=calibrate_share, **options)
+
+
+def _aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None, *, method: str,
+               rules: PanelRules | None, critic_weights: Mapping[str, float] | str | None,
+               gold: Mapping[str, int] | None, calibrate: str | None,
+               calibrate_share: float, **options: Any) -> Aggregation:
     spec = aggregator_spec(method)
     check_options(method, options)
     priors = None

@@ -8,6 +8,9 @@ with status "ok" count: an abstention is missing data, never a vote and never a 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -17,6 +20,38 @@ PAIRWISE_FIELDS = ("item_id", "critic", "principle", "order", "mode", "value", "
 
 TIE_TOL = 1e-9
 """Supports, shares or margins closer than this (absolute) are tied, everywhere in the package."""
+
+
+_MEMO: ContextVar[dict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] | None] = \
+    ContextVar("oversight_aggregate_rows_memo", default=None)
+
+
+@contextmanager
+def shared_rows() -> Iterator[None]:
+    """Within the block, `pairwise_rows` and `response_support` of one judgments frame (the
+    same object, same arguments) are computed once: `aggregate` reads them for the vote, the
+    flags and the rules. The frames must not be changed inside the block (nothing here does);
+    the results are read-only by convention and never mutated by their callers."""
+    token = _MEMO.set({}) if _MEMO.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _MEMO.reset(token)
+
+
+def _memoized(key: tuple[Any, ...], judgments: pd.DataFrame,
+              compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    memo = _MEMO.get()
+    if memo is None:
+        return compute()
+    full = (id(judgments), *key)
+    hit = memo.get(full)
+    if hit is not None and hit[0] is judgments:
+        return hit[1]
+    out = compute()
+    memo[full] = (judgments, out)  # holding the frame keeps its id from being reused
+    return out
 
 
 def is_tie(a: Any, b: Any = 0.0) -> Any:
@@ -38,6 +73,10 @@ def pairwise_rows(judgments: pd.DataFrame) -> pd.DataFrame:
     `a` is the response shown first and p_ab = P(a beats b); `forward` is True when the lower
     index was shown first (the unswapped order).
     """
+    return _memoized(("pairwise_rows",), judgments, lambda: _pairwise_rows(judgments))
+
+
+def _pairwise_rows(judgments: pd.DataFrame) -> pd.DataFrame:
     _check_columns(judgments, PAIRWISE_FIELDS)
     cols = [*PAIRWISE_FIELDS, *(["principle_weight"] if "principle_weight" in judgments else [])]
     judgments = judgments[cols]  # filter only the columns used, not the whole table
@@ -76,6 +115,12 @@ def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", 
     "reverse" only pairwise rows count (a score or pass/fail judgment shows one response, so
     it has no order).
     """
+    return _memoized(("response_support", tuple(by), orders), judgments,
+                     lambda: _response_support(judgments, tuple(by), orders))
+
+
+def _response_support(judgments: pd.DataFrame, by: tuple[str, ...], orders: str
+                      ) -> pd.DataFrame:
     _check_columns(judgments, PAIRWISE_FIELDS)
     pw = pairwise_rows(judgments)
     if orders != "all":

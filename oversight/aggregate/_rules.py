@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import TIE_TOL, critic_p0, pairwise_rows
+from oversight.aggregate._ballots import TIE_TOL, critic_p0, pairwise_rows, shared_rows
 from oversight.aggregate._stats import position_flips
 
 
@@ -148,7 +148,12 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
 def disagreement_flags(judgments: pd.DataFrame, items: Iterable[str],
                        rules: PanelRules) -> pd.DataFrame:
     """Per item: split, position_inconsistent, cycle, and the number of answering critics."""
-    items = list(items)
+    with shared_rows():
+        return _disagreement_flags(judgments, list(items), rules)
+
+
+def _disagreement_flags(judgments: pd.DataFrame, items: list[str],
+                        rules: PanelRules) -> pd.DataFrame:
     p_all = critic_p0(judgments)
     res = pd.DataFrame({"item_id": items})
     if not p_all.empty:
