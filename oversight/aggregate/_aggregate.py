@@ -346,8 +346,7 @@ def _aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None, *, m
     dec["label"] = pd.Series([int(v) if isinstance(v, (int, np.integer)) else v
                               for v in dec["label"]], index=dec.index, dtype=object)
     dec = dec.reindex(item_ids)
-    evidence = set(ok["item_id"])
-    no_evidence = ~dec.index.isin(list(evidence))
+    no_evidence = ~dec.index.isin(pd.unique(ok["item_id"]))
     dec["label"] = dec["label"].astype(object).where(dec["label"].notna() & ~no_evidence,
                                                      "abstain")
     dec.loc[no_evidence, "p0"] = np.nan

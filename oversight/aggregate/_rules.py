@@ -89,18 +89,31 @@ def vetoed_responses(judgments: pd.DataFrame, rules: PanelRules) -> dict[str, se
         pw = pw.assign(lo=np.minimum(pw["a"], pw["b"]), hi=np.maximum(pw["a"], pw["b"]),
                        p_lo=np.where(pw["a"] < pw["b"], pw["p_ab"], 1 - pw["p_ab"]))
         g = pw.groupby(["item_id", "critic", "principle", "lo", "hi"])["p_lo"].mean()
-        for (item, _c, _p, lo, hi), p in g.items():
-            if _beyond(p, m):
-                out.setdefault(item, set()).add(int(hi))
-            elif _beyond(1.0 - p, m):
-                out.setdefault(item, set()).add(int(lo))
+        p = g.to_numpy(dtype=float)
+        item = g.index.get_level_values("item_id").to_numpy(dtype=object)
+        vetoes_hi = _beyond_all(p, m)
+        vetoes_lo = ~vetoes_hi & _beyond_all(1.0 - p, m)
+        _add(out, item[vetoes_hi], g.index.get_level_values("hi")[vetoes_hi])
+        _add(out, item[vetoes_lo], g.index.get_level_values("lo")[vetoes_lo])
     pf = v[v["mode"] == "passfail"]
     if not pf.empty:
         g = pf.groupby(["item_id", "critic", "principle", "order"])["value"].mean()
-        for (item, _c, _p, order), p in g.items():
-            if _beyond(1.0 - p, m):
-                out.setdefault(item, set()).add(int(order))
+        fails = _beyond_all(1.0 - g.to_numpy(dtype=float), m)
+        _add(out, g.index.get_level_values("item_id").to_numpy(dtype=object)[fails],
+             g.index.get_level_values("order")[fails])
     return out
+
+
+def _beyond_all(p: np.ndarray, margin: float) -> np.ndarray:
+    """`_beyond` on an array (NaN is never beyond)."""
+    if margin == 0:
+        return p > 0.5 + TIE_TOL
+    return p >= 0.5 + margin - TIE_TOL
+
+
+def _add(out: dict[str, set[int]], items: Iterable[Any], responses: Iterable[Any]) -> None:
+    for item, r in zip(items, responses):
+        out.setdefault(item, set()).add(int(r))
 
 
 def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str, int],
@@ -110,8 +123,10 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
     vetoes = vetoed_responses(judgments, rules)
     inferred = infer_k(judgments) if vetoes else {}
     final, vetoed, override, conflict, low_q = [], [], [], [], []
-    for item, label, share, n in zip(decisions["item_id"], decisions["label"],
-                                     decisions["share"], decisions["n_critics"]):
+    for item, label, share, n in zip(decisions["item_id"].to_numpy(dtype=object).tolist(),
+                                     decisions["label"].to_numpy(dtype=object).tolist(),
+                                     decisions["share"].to_numpy(dtype=float).tolist(),
+                                     decisions["n_critics"].to_numpy().tolist()):
         lab: Any = label
         lq = int(n) < rules.quorum
         if lq:
