@@ -88,13 +88,19 @@ def _pairwise_rows(judgments: pd.DataFrame) -> pd.DataFrame:
     a, b = _shown_pairs(ok["order"])
     weight = ok["principle_weight"] if "principle_weight" in ok else 1.0
     out = pd.DataFrame({
-        "item_id": ok["item_id"].to_numpy(), "critic": ok["critic"].to_numpy(),
-        "principle": ok["principle"].to_numpy(), "a": a,
+        "item_id": _column(ok["item_id"]), "critic": _column(ok["critic"]),
+        "principle": _column(ok["principle"]), "a": a,
         "b": b, "p_ab": ok["value"].astype(float).to_numpy(),
         "weight": np.asarray(weight, dtype=float) * np.ones(len(ok)),
     })
     out["forward"] = out["a"] < out["b"]
     return out
+
+
+def _column(s: pd.Series) -> Any:
+    """A column's values for a new frame: a string column as its own (Arrow) array, which a
+    new frame takes as is, rather than as objects that it would convert back one by one."""
+    return s.array if isinstance(s.dtype, pd.StringDtype) else s.to_numpy()
 
 
 def _shown_pairs(order: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +143,8 @@ def _response_support(judgments: pd.DataFrame, by: tuple[str, ...], orders: str
     if not point.empty and orders == "all":
         weight = point["principle_weight"] if "principle_weight" in point else 1.0
         parts.append(pd.DataFrame({
-            "item_id": point["item_id"].to_numpy(), "critic": point["critic"].to_numpy(),
-            "principle": point["principle"].to_numpy(),
+            "item_id": _column(point["item_id"]), "critic": _column(point["critic"]),
+            "principle": _column(point["principle"]),
             "response": point["order"].astype(int).to_numpy(),
             "s": point["value"].astype(float).to_numpy(),
             "weight": np.asarray(weight, dtype=float) * np.ones(len(point))}))
@@ -170,7 +176,9 @@ def _grouped_support(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     out: dict[str, Any] = {}
     rest = uniq
     for k, uniques in zip(reversed(keys), reversed(levels)):
-        out[k] = np.asarray(uniques)[rest % len(uniques)]
+        out[k] = (uniques.take(rest % len(uniques)).array
+                  if isinstance(uniques.dtype, pd.StringDtype)  # no round trip via objects
+                  else np.asarray(uniques)[rest % len(uniques)])
         rest = rest // len(uniques)
     with np.errstate(invalid="ignore", divide="ignore"):
         support = ws_sum / w_sum
