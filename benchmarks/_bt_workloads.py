@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from oversight.aggregate import _bradley_terry as core
-from oversight.aggregate._bradley_terry import bt_mm
+from oversight.aggregate._bradley_terry import bt_strengths
 
 PRIOR = 0.1  # ours: Gamma(prior + 1, prior); choix.ilsr_pairwise: alpha = prior / n_items
 
@@ -54,7 +54,7 @@ def bt_pairwise() -> dict[str, Any]:
 
     n, m = 1_000, 100_000
     w, lo = _comparisons(np.random.default_rng(1), n, m)
-    ours_s, ours = _best(lambda: bt_mm(n, w, lo, prior=PRIOR), 5)
+    ours_s, ours = _best(lambda: bt_strengths(n, w, lo, prior=PRIOR), 5)
     data = np.column_stack([w, lo])
     base_s, base = _best(lambda: choix.ilsr_pairwise(n, data, alpha=PRIOR / n, tol=1e-10), 2)
     diff = np.abs(ours - (base - base.mean())).max()
@@ -68,7 +68,7 @@ def bt_large() -> dict[str, Any]:
     and LU-factorises it every iteration (minutes on this machine), so it is not run."""
     n, m = 10_000, 1_000_000
     w, lo = _comparisons(np.random.default_rng(2), n, m)
-    ours_s, ours = _best(lambda: bt_mm(n, w, lo, prior=PRIOR), 3)
+    ours_s, ours = _best(lambda: bt_strengths(n, w, lo, prior=PRIOR), 3)
     return {"workload": "bt_large", "ours_s": ours_s, "baseline_s": None,
             "check": f"kkt_max_abs_grad:{_kkt(n, w, lo, ours, PRIOR):.2e}",
             "note": "choix not run: dense n x n LU per iteration exceeds 60 s"}
@@ -90,7 +90,7 @@ def bt_batched(n_prompts: int = 100_000, subset: int = 2_000) -> dict[str, Any]:
     i, j = np.tile(iu, n_prompts * critics), np.tile(ju, n_prompts * critics)
     win = rng.random(len(group)) < 1.0 / (1.0 + np.exp(theta[group, j] - theta[group, i]))
     w, lo = np.where(win, i, j), np.where(win, j, i)
-    ours_s, ours = _best(lambda: core.bt_batched(group, k, w, lo, prior=PRIOR), 2)
+    ours_s, ours = _best(lambda: core.bt_strengths_batched(group, k, w, lo, prior=PRIOR), 2)
     ours = ours.reshape(n_prompts, k)
     picked = np.sort(rng.choice(n_prompts, subset, replace=False))
     rows = np.split(np.arange(len(group)), np.cumsum(np.bincount(group))[:-1])
@@ -110,7 +110,7 @@ def bt_global(m: int = 10_000_000, n: int = 100) -> dict[str, Any]:
     """10^7 comparisons over 100 models (Arena-style), no prior, vs evalica.bradley_terry
     (Rust solver, given the index so that it skips its own Python-level indexing)."""
     w, lo = _comparisons(np.random.default_rng(4), n, m)
-    ours_s, ours = _best(lambda: bt_mm(n, w, lo), 3)
+    ours_s, ours = _best(lambda: bt_strengths(n, w, lo), 3)
     base_s, check = None, f"kkt_max_abs_grad:{_kkt(n, w, lo, ours, 0.0):.2e}"
     try:
         import evalica

@@ -56,4 +56,4 @@ def panel(aggregator: str = "vote") -> Panel:
     critics = [Critic(con, FunctionBackend(f, name=f"fn-{k}"), name=f"critic-{k}",
                       principles=PRINCIPLES)
                for k, f in enumerate([judge_prob, judge_length, judge_mixed])]
-    return Panel(critics, aggregator=aggregator)
+    return Panel(critics, method=aggregator)

@@ -20,7 +20,7 @@ from oversight.aggregate import (
     aggregate,
     agreement_with_reference,
     available_aggregators,
-    bt_mm,
+    bt_strengths,
     expected_calibration_error,
     position_flips,
     register_aggregator,
@@ -181,7 +181,7 @@ def test_bt_mm_converges_on_lopsided_evidence_without_a_warning():
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        theta = bt_mm(2, [0, 1], [1, 0], [1e9, 1])
+        theta = bt_strengths(2, [0, 1], [1, 0], [1e9, 1])
     assert time.perf_counter() - t0 < 0.5
     assert theta[0] - theta[1] == pytest.approx(math.log(1e9), abs=1e-6)
 

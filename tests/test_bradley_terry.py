@@ -15,15 +15,15 @@ from hypothesis import strategies as st
 
 from oversight.aggregate._bradley_terry import (
     BradleyTerry,
-    bt_batched,
     bt_fit,
-    bt_mm,
+    bt_strengths,
+    bt_strengths_batched,
 )
 from oversight.aggregate._plackett_luce import (
     PlackettLuce,
     pl_fit,
-    plackett_luce,
-    plackett_luce_batched,
+    pl_strengths,
+    pl_strengths_batched,
 )
 from oversight.errors import AggregationWarning
 
@@ -63,7 +63,7 @@ def judgments(theta_per_item: dict[str, np.ndarray], critics: int = 3, seed: int
 
 @pytest.mark.parametrize("case", GOLDEN["pairwise"], ids=lambda c: f"prior={c['prior']}")
 def test_bt_matches_golden_choix_mm(case):
-    est = bt_mm(GOLDEN["n_items"], GOLDEN["winners"], GOLDEN["losers"], prior=case["prior"])
+    est = bt_strengths(GOLDEN["n_items"], GOLDEN["winners"], GOLDEN["losers"], prior=case["prior"])
     np.testing.assert_allclose(est, case["log_strength"], atol=1e-6)
 
 
@@ -72,7 +72,7 @@ def test_bt_matches_choix_live(prior):
     choix = pytest.importorskip("choix")
     n = 40
     w, lo, _ = comparisons(1, n, 800)
-    est = bt_mm(n, w, lo, prior=prior)
+    est = bt_strengths(n, w, lo, prior=prior)
     data = np.column_stack([w, lo])
     ilsr = choix.ilsr_pairwise(n, data, alpha=prior / n, tol=1e-12)  # alpha scales with n
     mm = choix.mm_pairwise(n, data, alpha=prior, tol=1e-12, max_iter=100_000)
@@ -87,11 +87,11 @@ def test_near_separable_graph_converges_to_choix():
     wins = np.array([[0, 0, 0, 0], [5, 0, 5, 5], [5, 0, 0, 0], [5, 0, 5, 0]])
     w, lo = np.nonzero(wins)
     w, lo = np.repeat(w, 5), np.repeat(lo, 5)
-    est = bt_mm(4, w, lo, prior=0.1)
+    est = bt_strengths(4, w, lo, prior=0.1)
     ref = choix.mm_pairwise(4, np.column_stack([w, lo]), alpha=0.1, tol=1e-12, max_iter=10**6)
     np.testing.assert_allclose(est, ref - ref.mean(), atol=1e-6)
     g = np.repeat(np.arange(3), len(w))
-    batched = bt_batched(g, 4, np.tile(w, 3), np.tile(lo, 3), prior=0.1).reshape(3, 4)
+    batched = bt_strengths_batched(g, 4, np.tile(w, 3), np.tile(lo, 3), prior=0.1).reshape(3, 4)
     np.testing.assert_allclose(batched, np.tile(est, (3, 1)), atol=1e-8)
 
 
@@ -107,7 +107,7 @@ def test_batched_equals_loop_with_soft_weights_and_variable_sizes():
     args = (np.r_[group, group], sizes, np.r_[w, lo], np.r_[lo, w], np.r_[v, 1 - v])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AggregationWarning)  # a few groups miss a response
-        flat = bt_batched(*args, prior=0.2)
+        flat = bt_strengths_batched(*args, prior=0.2)
         fit = bt_fit(*args[1:], group=args[0], prior=0.2)
         offset = np.r_[0, np.cumsum(sizes)]
         for g in range(60):
@@ -122,7 +122,7 @@ def test_batched_equals_loop_with_soft_weights_and_variable_sizes():
 
 def test_tie_counts_as_half_a_win():
     # 0 beats 1 once, and one tie: wins 1.5 vs 0.5 -> P(0 beats 1) = 3/4, margin = log 3
-    est = bt_mm(2, [0, 0, 1], [1, 1, 0], [1.0, 0.5, 0.5])
+    est = bt_strengths(2, [0, 0, 1], [1, 1, 0], [1.0, 0.5, 0.5])
     assert est[0] - est[1] == pytest.approx(np.log(3), abs=1e-9)
     base = {"item_id": "q", "critic": "c", "principle": "p", "mode": "pairwise",
             "status": "ok", "principle_weight": 1.0}
@@ -228,7 +228,7 @@ def test_hessian_ci_coverage_is_near_nominal():
 
 @pytest.mark.parametrize("case", GOLDEN["plackett_luce"], ids=lambda c: f"prior={c['prior']}")
 def test_pl_matches_golden_choix_mm_rankings(case):
-    est = plackett_luce(GOLDEN["n_items"], GOLDEN["rankings"], prior=case["prior"])
+    est = pl_strengths(GOLDEN["n_items"], GOLDEN["rankings"], prior=case["prior"])
     np.testing.assert_allclose(est, case["log_strength"], atol=1e-6)
 
 
@@ -237,7 +237,7 @@ def test_pl_matches_choix_ilsr_rankings(prior):
     choix = pytest.importorskip("choix")
     n = GOLDEN["n_items"]
     ref = choix.ilsr_rankings(n, GOLDEN["rankings"], alpha=prior / n, tol=1e-12)
-    est = plackett_luce(n, GOLDEN["rankings"], prior=prior)
+    est = pl_strengths(n, GOLDEN["rankings"], prior=prior)
     assert np.abs(est - (ref - ref.mean())).max() < 1e-4
 
 
@@ -254,10 +254,10 @@ def test_pl_batched_equals_loop_and_se_matches_numerical():
     rng = np.random.default_rng(9)
     group = np.repeat(np.arange(40), 6)
     rankings = [rng.permutation(4)[: rng.integers(2, 5)] for _ in group]
-    flat = plackett_luce_batched(group, 4, rankings, prior=0.3).reshape(40, 4)
+    flat = pl_strengths_batched(group, 4, rankings, prior=0.3).reshape(40, 4)
     for g in range(40):
         mine = [r for r, gg in zip(rankings, group) if gg == g]
-        np.testing.assert_allclose(flat[g], plackett_luce(4, mine, prior=0.3), atol=1e-8)
+        np.testing.assert_allclose(flat[g], pl_strengths(4, mine, prior=0.3), atol=1e-8)
     n, ranks = GOLDEN["n_items"], GOLDEN["rankings"]
     fit = pl_fit(n, ranks, prior=0.0)
 
@@ -350,7 +350,7 @@ def test_errors_name_the_field_and_the_options():
     with pytest.raises(ValueError, match="entity_of"):
         BradleyTerry(scope="global").fit(df)
     with pytest.raises(ValueError, match="'losers' has indices outside"):
-        bt_mm(3, [0, 1], [1, 3])
+        bt_strengths(3, [0, 1], [1, 3])
 
 
 # --- invariance ------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def test_aggregation_matches_the_per_row_path(run, method):
 def test_exports_match_the_per_row_path(run, tmp_path):
     _, result = run
     want = pd.read_parquet(GOLDEN / "preferences_vote.parquet")
-    _same(result.preferences, want, "preferences")
+    _same(result.preferences(), want, "preferences")
     parts = result.to_parquet(tmp_path / "parts", rows_per_part=30_000)
     assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(4)]
     back = pd.read_parquet(tmp_path / "parts")

@@ -249,7 +249,7 @@ _SMALL_J = judgments_from_labels(_SMALL, seed=1)
 
 
 def _fit(j: pd.DataFrame) -> DawidSkene:
-    return DawidSkene(n_iter=50, tol=None).fit(j)
+    return DawidSkene(max_iter=50, tol=None).fit(j)
 
 
 _REFERENCE = _fit(_SMALL_J)

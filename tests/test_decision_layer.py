@@ -91,7 +91,7 @@ def test_support_from_score_and_passfail_and_orders():
     assert sup[key("sc")] == pytest.approx([8.0, 3.0])
     assert sup[key("pf")] == pytest.approx([1.0, 0.0])
     assert sup[key("fw")] == pytest.approx([0.5, 0.5])  # 0.9 first, 0.1 swapped
-    first, swapped = res.support("first"), res.support("swapped")
+    first, swapped = res.support("forward"), res.support("reverse")
     assert first[key("fw")] == pytest.approx([0.9, 0.1])
     assert swapped[key("fw")] == pytest.approx([0.1, 0.9])
     assert key("sc") not in first  # a score judgment has no shown order

@@ -71,12 +71,12 @@ def test_only_split_items_go_to_the_strong_critic_which_decides_them():
     prov = res.aggregation.provenance.set_index("item_id")
     assert all("strong" in prov.at[i, "critics"] for i in escalated)
     assert not any("strong" in prov.at[it.id, "critics"] for it in items[:20])
-    assert len(res.preferences) == N
+    assert len(res.preferences()) == N
 
 
 def test_low_margin_items_go_to_review_and_get_no_automatic_decision():
     esc = Escalation(to="review", flags=["low_margin"], min_margin=0.3)
-    panel = Panel([_critic(_timid, "t")], escalation=esc, aggregator="conservative")
+    panel = Panel([_critic(_timid, "t")], escalation=esc, method="conservative")
     res = panel.judge(_items())
     rec = res.escalation
     items = _items()
@@ -84,7 +84,7 @@ def test_low_margin_items_go_to_review_and_get_no_automatic_decision():
     assert rec.spent == 0 and rec.strong is None
     dec = res.aggregation.decisions.set_index("item_id")
     assert (dec.loc[[it.id for it in items[10:15]], "final"] == "review").all()
-    assert len(res.preferences) == N - 5  # held back until a human decides
+    assert len(res.preferences()) == N - 5  # held back until a human decides
 
 
 def test_position_and_abstain_flags():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_trainers_and_judging_modes_have_different_names():
     import oversight.critics
     import oversight.train
 
-    assert oversight.critics.MODES == ("pairwise", "score", "passfail")
+    assert oversight.critics.MODES == ("pairwise", "score", "passfail", "likelihood")
     assert oversight.train.TRAINERS == ("sft", "reward", "dpo", "kto", "grpo", "rloo")
     assert "MODES" not in oversight.train.__all__
 
@@ -129,3 +130,29 @@ def test_the_default_model_has_one_name(monkeypatch):
     monkeypatch.setattr(_default_model, "default_model_path", lambda log=None: "/cache/x")
     assert resolve_model("default") == resolve_model(DEFAULT_MODEL) == "/cache/x"
     assert resolve_model("some/other-model") == "some/other-model"
+
+
+def test_cli_app_only_assembles_command_modules():
+    """Issue 14 §3: `_app.py` defines no command and imports nothing late; every command's
+    callback lives in its group's own module under oversight/cli/."""
+    import ast
+
+    from typer.main import get_command
+
+    from oversight.cli import app
+
+    tree = ast.parse((Path(__file__).parent.parent / "oversight/cli/_app.py").read_text())
+    funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert funcs == ["main"]
+    kinds = [isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body
+             if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    assert kinds == sorted(kinds, reverse=True), "an import after the first statement"
+    group = get_command(app)
+    modules = {}
+    for name, cmd in group.commands.items():
+        subs = getattr(cmd, "commands", None) or {name: cmd}
+        for sub in subs.values():
+            modules[f"{name} {sub.name}"] = sub.callback.__module__
+    assert len(modules) >= 25
+    assert {m for m in modules.values() if m == "oversight.cli._app"} == set()
+    assert all(m.startswith("oversight.cli._") for m in modules.values()), modules

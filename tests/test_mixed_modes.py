@@ -157,7 +157,7 @@ def test_random_tables_decide_only_with_evidence_the_same_everywhere(tmp_path_fa
     if not rows:
         return
     write_run(run, critics=[{"name": c, "fingerprint": f"fp-{c}"} for c in ("c0", "c1", "c2")],
-              aggregator=method, aggregator_options={"prior": 0.1} if method == "bt" else {},
+              method=method, method_options={"prior": 0.1} if method == "bt" else {},
               rules=rules)
     try:
         open_run(run)

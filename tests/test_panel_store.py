@@ -257,7 +257,7 @@ def test_panel_aggregator_rules_and_preferences(pairs):
                           principles=["calibrated-confidence"], name="h2"),  # soft principles
                    Critic(builtin("harmlessness"), FunctionBackend(shorter), principles=1,
                           name="guard", veto=True)],
-                  aggregator="bt")
+                  method="bt")
     result = panel.judge(pairs)
     dec = result.flags.set_index("item_id")
     for it in pairs:
@@ -265,7 +265,7 @@ def test_panel_aggregator_rules_and_preferences(pairs):
         assert dec.loc[it.id, "label"] == 1 - short   # the 2:1 majority prefers longer
         assert dec.loc[it.id, "final"] == short       # the veto critic decides
         assert dec.loc[it.id, "veto_override"]
-    prefs = result.preferences
+    prefs = result.preferences()
     assert len(prefs) == 3 and (prefs["method"] == "bt").all()
     assert all(len(c) <= len(r) for c, r in zip(prefs["chosen"], prefs["rejected"]))
     by_ds = result.aggregate("vote", critic_weights="ds")

@@ -89,7 +89,7 @@ def test_export_uses_the_panels_aggregator_and_rules(tmp_path):
     run = tmp_path / "run"
     panel = Panel([Critic(builtin("helpfulness"), FunctionBackend(f, name=f.__name__),
                           name=f.__name__, principles=1) for f in (lean, contrary)],
-                  aggregator="conservative", aggregator_options={"lam": 0.5})
+                  method="conservative", method_options={"lam": 0.5})
     panel.judge(items(), store=run)
     info = json.loads((run / "run.json").read_text())
     assert info["format_version"] == 1 and info["aggregator"] == {
@@ -145,7 +145,7 @@ def test_legacy_run_json_is_read_through_its_critics(tmp_path):
     res = one_critic_panel().judge(items()[:2], store=run)
     (run / "run.json").write_text(json.dumps({"panel": "p.py", "critics": res.critics}))
     r = open_run(run)
-    assert r.critic_names == ["lean"] and r.aggregator == "vote" and len(r.judgments) == 4
+    assert r.critic_names == ["lean"] and r.method == "vote" and len(r.judgments) == 4
 
 
 def test_report_on_a_run_matches_aggregate(tmp_path):
@@ -180,8 +180,8 @@ def longer(ctx):
 
 
 panel = Panel([Critic(builtin("helpfulness"), FunctionBackend(longer, name="longer"),
-                      name="longer", principles=1)], aggregator="median",
-              aggregator_options={"floor": 0.05})
+                      name="longer", principles=1)], method="median",
+              method_options={"floor": 0.05})
 '''
 
 

@@ -151,7 +151,7 @@ def test_conservative_and_per_critic_rewards_share_one_pass():
     panel = make_panel()
     args = dict(prompts=["Why?", "Why?"], completions=["No.", "Because it rains a lot."])
     mean = panel_reward(panel, "mean")(**args)
-    cons = panel_reward(panel, "conservative", lam=1.0)(**args)
+    cons = panel_reward(panel, "mean_var", lam=1.0)(**args)
     funcs = critic_rewards(panel)
     short, long = (f(**args) for f in funcs)
     assert [f.__name__ for f in funcs] == ["critic_short", "critic_long"]

@@ -36,9 +36,9 @@ from oversight.aggregate._baselines import BASELINES, baseline_agreement
 from oversight.aggregate._bradley_terry import (
     BradleyTerry,
     StrengthFit,
-    bt_batched,
     bt_fit,
-    bt_mm,
+    bt_strengths,
+    bt_strengths_batched,
 )
 from oversight.aggregate._calibration import (
     CALIBRATIONS,
@@ -62,8 +62,8 @@ from oversight.aggregate._paired import (
 from oversight.aggregate._plackett_luce import (
     PlackettLuce,
     pl_fit,
-    plackett_luce,
-    plackett_luce_batched,
+    pl_strengths,
+    pl_strengths_batched,
 )
 from oversight.aggregate._quality import (
     baseline_verdicts,
@@ -131,12 +131,12 @@ __all__ = [
     "BradleyTerry",
     "PlackettLuce",
     "StrengthFit",
-    "bt_batched",
     "bt_fit",
-    "bt_mm",
+    "bt_strengths",
+    "bt_strengths_batched",
     "pl_fit",
-    "plackett_luce",
-    "plackett_luce_batched",
+    "pl_strengths",
+    "pl_strengths_batched",
     "DawidSkene",
     "agreement_summary",
     "cohen_kappa_matrix",
@@ -170,5 +170,10 @@ __all__ = [
     "tally",
 ]
 
+# Old names, kept for one release.
 __getattr__ = moved("oversight.aggregate",
-                    {"AggregationWarning": "oversight.errors.AggregationWarning"})
+                    {"AggregationWarning": "oversight.errors.AggregationWarning",
+                     "bt_mm": "oversight.aggregate.bt_strengths",
+                     "bt_batched": "oversight.aggregate.bt_strengths_batched",
+                     "plackett_luce": "oversight.aggregate.pl_strengths",
+                     "plackett_luce_batched": "oversight.aggregate.pl_strengths_batched"})

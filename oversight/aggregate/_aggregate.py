@@ -219,7 +219,8 @@ def bradley_terry(judgments: pd.DataFrame, context: AggregationContext,
     return bt_decisions(judgments, **options)
 
 
-@register_aggregator("ds", options=("n_iter", "tol", "smoothing", "mode", "gold_strategy"))
+@register_aggregator("ds", options=("max_iter", "tol", "smoothing", "mode", "gold_strategy",
+                                    "n_iter"))  # n_iter: the old name of max_iter
 def dawid_skene(judgments: pd.DataFrame, context: AggregationContext, **options: Any) -> Any:
     """Dawid-Skene posteriors (semi-supervised with `gold`); label = MAP response."""
     from oversight.aggregate._bridges import ds_decisions

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy.special import expit
 from scipy.stats import norm
 
+from oversight._deprecated import moved
 from oversight.aggregate._ballots import PAIRWISE_FIELDS, _check_columns
 from oversight.aggregate._strength_solver import (
     StrengthFit,
@@ -141,8 +142,8 @@ def bt_fit(n_items: int | Sequence[int] | np.ndarray, winners: Any, losers: Any,
 
 
 
-def bt_mm(n_items: int, winners: Any, losers: Any, weights: Any = None, *, prior: float = 0.0,
-          tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
+def bt_strengths(n_items: int, winners: Any, losers: Any, weights: Any = None, *,
+                 prior: float = 0.0, tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
     """Centred BT log-strengths of one comparison graph (MAP under the Gamma prior; module doc).
 
     Row k: `winners[k]` beat `losers[k]` with weight `weights[k]` (soft weights allowed).
@@ -152,15 +153,15 @@ def bt_mm(n_items: int, winners: Any, losers: Any, weights: Any = None, *, prior
                   max_iter=max_iter).log_strength
 
 
-def bt_batched(group: Any, n_per_group: int | Sequence[int] | np.ndarray, winners: Any,
-               losers: Any, weights: Any = None, *, prior: float = 0.0, tol: float = 1e-10,
-               max_iter: int = 10_000) -> np.ndarray:
+def bt_strengths_batched(group: Any, n_per_group: int | Sequence[int] | np.ndarray,
+                         winners: Any, losers: Any, weights: Any = None, *, prior: float = 0.0,
+                         tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
     """Fit many independent small graphs in one vectorised pass (e.g. one per prompt).
 
     `winners`/`losers` are local indices within their row's `group`; group g has
     `n_per_group[g]` items. Returns flat log-strengths, group g's items at offset[g] + local,
     centred per group (per component); for constant K use ``.reshape(-1, K)``.
-    Equal to running `bt_mm` on each group, with one global convergence test.
+    Equal to running `bt_strengths` on each group, with one global convergence test.
     """
     return bt_fit(n_per_group, winners, losers, weights, group=group, prior=prior, ci=None,
                   tol=tol, max_iter=max_iter).log_strength
@@ -357,3 +358,9 @@ class BradleyTerry(StrengthModel):
             raise ValueError(f"{left!r} and {right!r} are in different components: no comparison "
                              "connects them, so their strengths are not comparable")
         return float(expit(s.at[left, "log_strength"] - s.at[right, "log_strength"]))
+
+
+# Old names, kept for one release (bt_strengths / pl_strengths is the one naming scheme).
+__getattr__ = moved("oversight.aggregate._bradley_terry",
+                    {"bt_mm": "oversight.aggregate._bradley_terry.bt_strengths",
+                     "bt_batched": "oversight.aggregate._bradley_terry.bt_strengths_batched"})

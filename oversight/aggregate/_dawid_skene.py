@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from oversight._deprecated import no_other_kwargs, renamed_kwarg
 from oversight.aggregate._ballots import PAIRWISE_FIELDS, _check_columns
 from oversight.aggregate._vote import TIE, ballots
 
@@ -300,14 +301,18 @@ class DawidSkene:
     truth), `priors_`, `log_likelihood_`, `n_iter_`, `critic_labels_`.
     """
 
-    def __init__(self, n_iter: int = 100, tol: float | None = 1e-6, smoothing: float = 0.01,
-                 *, mode: str = "pairwise", gold_strategy: str = "clamp") -> None:
+    def __init__(self, max_iter: int = 100, tol: float | None = 1e-6, smoothing: float = 0.01,
+                 *, mode: str = "pairwise", gold_strategy: str = "clamp",
+                 **renamed: Any) -> None:
+        # n_iter= was renamed max_iter= (the name BradleyTerry and PlackettLuce use)
+        max_iter = renamed_kwarg("DawidSkene", renamed, "n_iter", "max_iter", max_iter)
+        no_other_kwargs("DawidSkene", renamed)
         if gold_strategy not in GOLD_STRATEGIES:
             raise ValueError(f"gold_strategy={gold_strategy!r}: use one of "
                              f"{', '.join(GOLD_STRATEGIES)}")
         if mode not in LABEL_MODES:
             raise ValueError(f"mode={mode!r}: use one of {', '.join(LABEL_MODES)}")
-        self.n_iter = n_iter
+        self.max_iter = max_iter
         self.tol = tol
         self.smoothing = smoothing
         self.mode = mode
@@ -350,7 +355,7 @@ class DawidSkene:
         else:
             res = dawid_skene_triples(task, worker, y, n_tasks=len(items),
                                       n_workers=len(critics), n_classes=n_classes,
-                                      known=known, max_iter=self.n_iter, tol=self.tol,
+                                      known=known, max_iter=self.max_iter, tol=self.tol,
                                       smoothing=self.smoothing)
         classes = pd.Index(range(n_classes), name="label")
         self.probas_ = pd.DataFrame(res.posteriors, index=items, columns=classes)

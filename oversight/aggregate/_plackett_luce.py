@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oversight._deprecated import moved
 from oversight.aggregate._bradley_terry import StrengthModel, entity_strengths
 from oversight.aggregate._strength_solver import (
     StrengthFit,
@@ -176,17 +177,18 @@ def pl_fit(n_items: int | Sequence[int] | np.ndarray, rankings: Any, weights: An
                    problem.reweigh)
 
 
-def plackett_luce(n_items: int, rankings: Any, weights: Any = None, *, prior: float = 0.0,
-                  tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
+def pl_strengths(n_items: int, rankings: Any, weights: Any = None, *, prior: float = 0.0,
+                 tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
     """Centred PL log-strengths of one set of rankings (best first, lengths may vary)."""
     return pl_fit(n_items, rankings, weights, prior=prior, ci=None, tol=tol,
                   max_iter=max_iter).log_strength
 
 
-def plackett_luce_batched(group: Any, n_per_group: int | Sequence[int] | np.ndarray,
-                          rankings: Any, weights: Any = None, *, prior: float = 0.0,
-                          tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
-    """Many independent ranking sets at once; local indices, flat output as `bt_batched`."""
+def pl_strengths_batched(group: Any, n_per_group: int | Sequence[int] | np.ndarray,
+                         rankings: Any, weights: Any = None, *, prior: float = 0.0,
+                         tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
+    """Many independent ranking sets at once; local indices, flat output as
+    `bt_strengths_batched`."""
     return pl_fit(n_per_group, rankings, weights, group=group, prior=prior, ci=None, tol=tol,
                   max_iter=max_iter).log_strength
 
@@ -280,3 +282,10 @@ class PlackettLuce(StrengthModel):
             self.strengths_ = out
         self.n_rankings_ = len(ranks)
         return self
+
+
+# Old names, kept for one release (bt_strengths / pl_strengths is the one naming scheme).
+__getattr__ = moved("oversight.aggregate._plackett_luce",
+                    {"plackett_luce": "oversight.aggregate._plackett_luce.pl_strengths",
+                     "plackett_luce_batched":
+                         "oversight.aggregate._plackett_luce.pl_strengths_batched"})

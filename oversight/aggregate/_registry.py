@@ -12,7 +12,7 @@ is better) for two-response items, else NaN) and `margin` (>= 0). It needs no ba
 registers it with the options it declares (its keyword-only parameters, or `options=`).
 `aggregate(method="median", floor=0.1)` then runs it, followed by the panel rules and flags,
 and rejects options it does not declare. A panel file that defines one makes it usable from
-`Panel(aggregator="median")` and `oversight aggregate --method median --panel FILE`.
+`Panel(method="median")` and `oversight aggregate --method median --panel FILE`.
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from oversight.aggregate import FLAG_COLUMNS, agreement_with_reference
+from oversight.cli._common import console, fail
 from oversight.errors import OversightError
 from oversight.panel import open_run
 
@@ -38,7 +40,7 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str | None, out: P
     run = open_run(run_dir)
     from oversight.aggregate import available_aggregators
 
-    wanted = method or run.aggregator
+    wanted = method or run.method
     if wanted not in available_aggregators():
         raise OversightError(f"--method {wanted}: no aggregator of that name is registered "
                              f"(registered: {method_help()}); pass --panel FILE with the panel "
@@ -98,3 +100,34 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str | None, out: P
         out.parent.mkdir(parents=True, exist_ok=True)
         prefs.to_parquet(out, index=False)
         console.print(f"wrote {len(prefs)} preference rows to {out}", highlight=False)
+
+
+def aggregate_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `oversight judge`."),
+    method: str | None = typer.Option(None, help=f"{method_help()} (default: the panel's, "
+                                      "from run.json)"),
+    out: Path | None = typer.Option(None, help="Write TRL preference rows (Parquet)."),
+    quorum: int | None = typer.Option(None, help="Minimum non-abstaining critics per item "
+                                      "(default: the panel's rules)."),
+    supermajority: float | None = typer.Option(None, help="Share the winner needs, e.g. 0.67 "
+                                               "(default: the panel's rules)."),
+    min_margin: float = typer.Option(0.0, help="Drop preferences with a smaller margin."),
+    drop_flagged: str = typer.Option(
+        "", "--drop-flagged", "--drop-flags",
+        help="Drop items with these flags: comma-separated names or 'all' (as export's "
+             "--drop-flagged and Python's drop_flagged=). --drop-flags is the old name."),
+    gold: bool = typer.Option(False, help="ds only: use reference labels as gold "
+                              "(semi-supervised Dawid-Skene)."),
+    calibrate: str | None = typer.Option(None, help="Remove each critic's position prior "
+                                         "before voting, without labels: batch | pride."),
+    panel: Path | None = typer.Option(None, help="A panel file that registers your own "
+                                      "aggregators (it is RUN: only use files you trust)."),
+) -> None:
+    """Fuse a run's judgments into preferences; print flags and agreement statistics."""
+    try:
+        run_aggregate(console, run_dir, method=method, out=out, quorum=quorum,
+                      supermajority=supermajority, min_margin=min_margin,
+                      drop_flags=[f.strip() for f in drop_flagged.split(",") if f.strip()],
+                      gold=gold, panel=panel, calibrate=calibrate)
+    except (OversightError, ValueError) as exc:
+        fail(exc)

@@ -6,23 +6,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from oversight.cli._common import console, err, fail
 from oversight.errors import OversightError
 
 constitution_app = typer.Typer(no_args_is_help=True,
                                help="Validate, inspect and amend constitutions.")
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(exc: BaseException | str) -> NoReturn:
-    err.print(f"error: {exc}", highlight=False, markup=False)
-    raise typer.Exit(2)
 
 
 @constitution_app.command("validate")
@@ -59,7 +52,7 @@ def constitution_show(file: Path = typer.Argument(
     try:
         c = load_constitution(file)
     except OversightError as exc:
-        _fail(exc)
+        fail(exc)
     if toml:
         print(to_toml(c), end="")
         return
@@ -89,7 +82,7 @@ def _backend(model: str) -> Any:
         try:
             fn = resolve(model.removeprefix("function:"))
         except ValueError as exc:
-            _fail(f"--model {model}: {exc}")
+            fail(f"--model {model}: {exc}")
         return FunctionBackend(fn, name=model)
     return TransformersBackend(model)
 
@@ -124,7 +117,7 @@ def constitution_amend(
         res = amend(file, proposal, items, _backend(model), gate=gate, approvers=approve,
                     dry_run=dry_run, store=store)
     except OversightError as exc:
-        _fail(exc)
+        fail(exc)
     f = res.gate.figures
     console.print(f"{res.old.name}: {res.old.hash} -> {res.new.hash}  ({proposal.summary})",
                   highlight=False)
@@ -173,9 +166,9 @@ def constitution_log(file: Path) -> None:
     try:
         entries = read_log(log_path(file))
     except OversightError as exc:
-        _fail(exc)
+        fail(exc)
     if not entries:
-        _fail(f"{log_path(file)}: no amendment log (the first `amend` creates it)")
+        fail(f"{log_path(file)}: no amendment log (the first `amend` creates it)")
     console.print(f"{log_path(file)}: {len(entries)} entries", highlight=False)
     for e in entries:
         g = e.get("gate") or {}
@@ -199,13 +192,13 @@ def constitution_diff(file: Path, seq: int | None = typer.Option(
     try:
         entries = read_log(log_path(file))
     except OversightError as exc:
-        _fail(exc)
+        fail(exc)
     if not entries:
-        _fail(f"{log_path(file)}: no amendment log")
+        fail(f"{log_path(file)}: no amendment log")
     pick = entries[-1] if seq is None else next((e for e in entries if e.get("seq") == seq),
                                                 None)
     if pick is None:
-        _fail(f"{log_path(file)}: no entry with seq {seq}; seqs 0..{len(entries) - 1}")
+        fail(f"{log_path(file)}: no entry with seq {seq}; seqs 0..{len(entries) - 1}")
     console.print(f"seq {pick.get('seq')}: {pick.get('summary')}", highlight=False)
     console.print(json.dumps(pick.get("changes"), indent=1, ensure_ascii=False),
                   highlight=False, markup=False)

@@ -8,14 +8,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import typer
 from rich.console import Console
 
 from oversight.backends import TransformersBackend
+from oversight.cli._common import console, fail
 from oversight.cli._progress import judging_progress
 from oversight.cli._tables import pairs_table
 from oversight.constitution import builtin
 from oversight.critics import Critic
 from oversight.data import load_comparisons
+from oversight.errors import OversightError
 from oversight.panel import Panel, PanelResult, TableSource
 
 DEMO_CONSTITUTIONS = ("harmlessness", "helpfulness", "honesty")
@@ -90,3 +93,15 @@ def _print_quality(console: Console, result: PanelResult) -> None:
         verdict = (f"the panel does not beat the best length baseline (prefer {best['name']}, "
                    f"{best['agreement']:.2f}).")
     console.print(f"Verdict: {verdict}", highlight=False)
+
+
+def demo_cmd(
+    limit: int | None = typer.Option(None, help="Judge only the first N example pairs."),
+    principles: int = typer.Option(1, help="Principles sampled per pair and critic (CAI-style)."),
+    store: Path | None = typer.Option(None, help="Keep judgments in this store directory."),
+) -> None:
+    """Judge ~24 built-in pairs with a 3-critic panel on the embedded SmolLM2 model."""
+    try:
+        run_demo(console, limit=limit, principles=principles, store=store)
+    except OversightError as exc:
+        fail(exc)

@@ -6,24 +6,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from oversight.cli._common import console, fail
 from oversight.errors import OversightError
-
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 draft_app = typer.Typer(no_args_is_help=True,
                         help="Participatory drafting: constitutions from stakeholders' votes.")
-
-
-def _fail(exc: BaseException | str) -> NoReturn:
-    err.print(f"error: {exc}", highlight=False, markup=False)
-    raise typer.Exit(2)
 
 
 @draft_app.command("consensus")
@@ -44,7 +36,7 @@ def draft_consensus(
     try:
         draft = draft_constitution(votes, threshold, k=k, knn=knn, seed=seed)
     except (OversightError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     c = draft.votes.counts()
     console.print(f"{c['participants']} participants, {c['statements']} statements, "
                   f"{c['votes']} votes ({c['agree']} agree, {c['disagree']} disagree, "
@@ -66,7 +58,7 @@ def draft_consensus(
     try:
         const = draft.write(out)
     except (OversightError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"wrote {out}: {const.name}, {len(const)} principles, hash {const.hash}",
                   highlight=False)
 
@@ -89,7 +81,7 @@ def draft_merge(
         for f in constitutions:
             c = load_constitution(f)
             if c.name in consts:
-                _fail(f"{f}: stakeholder {c.name!r} appears twice")
+                fail(f"{f}: stakeholder {c.name!r} appears twice")
             consts[c.name] = c
         rule: Any = weights
         if "=" in weights:
@@ -99,10 +91,10 @@ def draft_merge(
                 try:
                     rule[name.strip()] = float(value)
                 except ValueError:
-                    _fail(f"--weights: {part!r} is not name=number")
+                    fail(f"--weights: {part!r} is not name=number")
         w = stakeholder_weights(consts, rule)
     except (OversightError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     p_opt: Any = principles if principles == "all" else int(principles)
     paths = {n: str(Path(c.path or "").resolve()) for n, c in consts.items()}
     text = (
@@ -189,7 +181,7 @@ def inverse_cmd(
         res = infer_constitution(votes, labels, items=items, n=n, min_relevance=min_relevance,
                                  holdout=holdout, seed=seed, pool=cand)
     except (OversightError, ValueError, OSError) as exc:
-        _fail(exc)
+        fail(exc)
     res.options["data"] = data.name
     res.options["labels"] = "reference" if labels_from is None else f"{labels_from}:{method}"
     t = Table(title=f"Candidates (relevance on {res.options['fit_pairs']} fitting pairs)")

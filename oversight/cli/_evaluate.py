@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from oversight.cli._aggregate import method_help
 from oversight.errors import OversightError
 
 
@@ -71,8 +72,7 @@ def subset_table_view(t: pd.DataFrame) -> Table:
 def evaluate_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory written by `oversight judge`."),
     source: str = typer.Option("reference", help="Labels: reference (data) or human (review)."),
-    method: str = typer.Option("vote", help="Panel aggregation: vote | majority | bt | ds | "
-                               "conservative"),
+    method: str = typer.Option("vote", help=f"Panel aggregation: {method_help()}"),
     out: Path | None = typer.Option(None, help="Also write the full table (CSV or Parquet)."),
     seed: int = typer.Option(0, help="Seed of the random baseline."),
 ) -> None:

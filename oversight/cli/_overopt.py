@@ -7,23 +7,15 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from oversight.cli._common import console, err, fail
 from oversight.errors import DataError, OversightError
-
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 OBJECTIVE_HELP = ("Proxy objective, repeatable: critic:NAME | mean | wco | uwo[:LAMBDA] | veto | "
                   "agg:METHOD (vote, bt, ds, conservative, or any registered aggregator); "
                   "optional LABEL= prefix and @A+B sub-panel suffix, e.g. "
                   "'single=critic:lm', 'wco@lm+length'.")
-
-
-def _fail(exc: BaseException | str) -> None:
-    err.print(f"error: {exc}", highlight=False, markup=False)
-    raise typer.Exit(2)
 
 
 def _read_samples(path: Path, n_prompts: int) -> list[list[str]]:
@@ -128,7 +120,7 @@ def overopt_cmd(
                          n_boot=n_boot,
                          progress=lambda m: err.print(m, highlight=False, markup=False))
     except (OversightError, ValueError, KeyError) as exc:
-        _fail(exc)
+        fail(exc)
         return
     t = Table(title=f"Best-of-n, N={result.config['n_samples']}: gold at n=1, at its peak and "
                     "at n=N; hacking gap (95% bootstrap CI)")

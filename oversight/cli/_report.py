@@ -8,10 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
-from oversight.report import HUMAN, Analysis
+from oversight.cli._aggregate import method_help
+from oversight.cli._common import console, fail
+from oversight.errors import OversightError
+from oversight.report import HUMAN, Analysis, export_queue, import_labels
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -124,3 +128,67 @@ def run_report(console: Console, run_dir: Path, *, out: Path | None, method: str
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in "
                   f"{time.perf_counter() - t0:.1f} s", highlight=False)
     return path
+
+
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `oversight judge`."),
+    out: Path | None = typer.Option(None, help="report.html path or directory "
+                                    "(default: RUN_DIR/report.html)."),
+    method: str | None = typer.Option(None, help=f"Panel aggregation: {method_help()} "
+                                      "(default: the panel's, from run.json)"),
+    contested: int = typer.Option(10, help="Contested items shown with their rationales."),
+    conflict_min_items: int = typer.Option(20, help="Shared items a principle-conflict edge "
+                                           "needs."),
+    quiet: bool = typer.Option(False, "--quiet", help="Skip the terminal summary."),
+) -> None:
+    """Write a self-contained report.html (plots embedded) and print a summary of where
+    critics agree, disagree, lean on position, and match reference or human labels."""
+    try:
+        run_report(console, run_dir, out=out, method=method, contested=contested,
+                   conflict_min_items=conflict_min_items, quiet=quiet)
+    except (OversightError, ValueError) as exc:
+        fail(exc)
+
+
+review_app = typer.Typer(no_args_is_help=True,
+                         help="Send flagged items to human reviewers; bring labels back.")
+
+
+@review_app.command("export")
+def review_export(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `oversight judge`."),
+    out: Path = typer.Option(..., help="queue.jsonl, or a .json task list for Label Studio."),
+    flags: str = typer.Option("split,veto_conflict", help="Comma-separated flags; an item "
+                              "with any of them is exported."),
+    format: str = typer.Option("jsonl", "--format", help="jsonl | label-studio"),
+    method: str | None = typer.Option(None, help="Panel aggregation that sets the flags "
+                                      "(default: the panel's)."),
+    blind: bool = typer.Option(False, "--blind", help="Leave out critics' verdicts."),
+    limit: int | None = typer.Option(None, help="Export at most N items (most spread first)."),
+) -> None:
+    """Export flagged items, with each critic's verdict and rationale, for human review."""
+    try:
+        a = Analysis.from_run(run_dir, method=method)
+        path, n = export_queue(a, out, [f.strip() for f in flags.split(",") if f.strip()],
+                               fmt=format, blind=blind, limit=limit)
+    except (OversightError, ValueError) as exc:
+        fail(exc)
+    extra = (f" and {path.stem}.label_config.xml" if format == "label-studio" else "")
+    console.print(f"wrote {n} items to {path}{extra}", highlight=False)
+
+
+@review_app.command("import")
+def review_import(
+    run_dir: Path = typer.Argument(..., help="The run directory the queue came from."),
+    labels: Path = typer.Argument(..., help="Filled-in queue.jsonl or a Label Studio export."),
+    reviewer: str = typer.Option("reviewer", help="Name for labels that carry none."),
+) -> None:
+    """Store human labels as the `human` critic, for the report and Dawid-Skene."""
+    try:
+        counts = import_labels(run_dir, labels, reviewer=reviewer)
+    except (OversightError, ValueError) as exc:
+        fail(exc)
+    total = sum(counts.values())
+    console.print(f"imported {total} labels (" + ", ".join(f"{k}: {v}" for k, v in
+                                                          counts.items())
+                  + f") as critic 'human' into {run_dir}", highlight=False)

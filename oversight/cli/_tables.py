@@ -78,7 +78,7 @@ def run_summary(console: Console, result: PanelResult, seconds: float, computed:
         t = Table(title="Agreement with reference labels (95% Wilson CI)")
         for col in ("critic", "orders", "n", "agreement", "95% CI"):
             t.add_column(col)
-        for orders, label in (("all", "both (swap)"), ("first", "one order")):
+        for orders, label in (("all", "both (swap)"), ("forward", "one order")):
             for _, r in result.agreement(orders).iterrows():
                 t.add_row(r["critic"], label, str(r["n"]), _fmt(r["agreement"]),
                           f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]")

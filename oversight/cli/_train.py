@@ -1,63 +1,21 @@
-"""`oversight export`, `oversight revise`, `oversight train MODE`, `oversight serve-reward`."""
+"""`oversight revise`, `oversight train MODE`, `oversight serve-reward`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
-from rich.console import Console
 
 from oversight._deprecated import moved
+from oversight.cli._common import console, fail
 from oversight.errors import DataError, OversightError
-
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 __getattr__ = moved("oversight.cli._train",
                     {"load_training_data": "oversight.train.load_training_data"})
 
 train_app = typer.Typer(no_args_is_help=True,
                         help="Train with TRL on panel data or against the panel as a reward.")
-
-
-def _fail(exc: BaseException) -> NoReturn:
-    err.print(f"error: {exc}", highlight=False, markup=False)
-    raise typer.Exit(2)
-
-
-def export_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `oversight judge`."),
-    format: str = typer.Option("preference", "--format", help="preference | kto | sft"),
-    out: Path = typer.Option(..., help="Directory for the dataset (datasets.load_from_disk)."),
-    method: str | None = typer.Option(None, help="Aggregator (default: vote); see aggregate."),
-    min_margin: float = typer.Option(0.0, help="Drop preferences with a smaller margin."),
-    drop_flagged: str = typer.Option(
-        "", "--drop-flagged", "--drop-flags",
-        help="Drop items with these flags: comma-separated names (split,veto_conflict,...) or "
-             "'all'; the same shape as Python's drop_flagged=. --drop-flags is the old name."),
-    keep_veto_conflicts: bool = typer.Option(False, "--keep-veto-conflicts",
-                                             help="Keep items flagged veto_conflict."),
-) -> None:
-    """Export a run's panel preferences as a TRL dataset (preference, KTO or SFT rows)."""
-    from oversight.train import export_dataset, load_run
-
-    try:
-        flags = [f.strip() for f in drop_flagged.split(",") if f.strip()]
-        ds = export_dataset(load_run(run_dir), format, method=method, min_margin=min_margin,
-                            drop_flagged=flags, drop_veto_conflicts=not keep_veto_conflicts)
-        out.mkdir(parents=True, exist_ok=True)
-        ds.save_to_disk(str(out))
-        (out / "export.json").write_text(json.dumps({
-            "run": str(run_dir), "format": format, "rows": len(ds), "method": method or "vote",
-            "min_margin": min_margin, "drop_flagged": flags,
-            "drop_veto_conflicts": not keep_veto_conflicts, "columns": ds.column_names},
-            indent=2))
-    except (OversightError, ValueError) as exc:
-        _fail(exc)
-    console.print(f"wrote {len(ds)} {format} rows to {out} (columns: "
-                  f"{', '.join(ds.column_names[:6])}, ...)", highlight=False)
 
 
 def revise_cmd(
@@ -95,7 +53,7 @@ def revise_cmd(
         sft.save_to_disk(str(out / "sft"))
         pref.save_to_disk(str(out / "preference"))
     except OversightError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"{len(run.records)} prompts, {len(run.kept())} revisions kept; wrote "
                   f"{out}/revisions.jsonl, {out}/sft ({len(sft)} rows), {out}/preference "
                   f"({len(pref)} rows)", highlight=False)
@@ -145,7 +103,7 @@ def _offline(mode: str, model: str, data: Path, out: Path, max_steps: int, lr: f
         fn = {"sft": train_sft, "reward": train_reward, "dpo": train_dpo, "kto": train_kto}[mode]
         trainer = fn(model, ds, opts)
     except (OversightError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     _report(mode, trainer, out, len(ds))
 
 
@@ -234,7 +192,7 @@ def _online(mode: str, model: str, panel: Path, prompts: Path, out: Path, max_st
         trainer = fn(model, rows, funcs, opts, num_generations=num_generations,
                      max_completion_length=max_completion_length, reward_weights=weights)
     except (OversightError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     _report(mode, trainer, out, len(rows))
 
 
@@ -242,8 +200,9 @@ _PANEL = typer.Option(..., help="Panel file (Python defining `panel`); it is RUN
 _PROMPTS = typer.Option(..., help=".txt, .jsonl or .parquet prompts.")
 _GENS = typer.Option(4, help="Completions per prompt (one group, judged together).")
 _CLEN = typer.Option(64, help="Maximum completion tokens.")
-_AGG = typer.Option("mean", help="mean | conservative (mean - lam*var) | min")
-_LAM = typer.Option(1.0, help="lam for the conservative aggregate.")
+_AGG = typer.Option("mean", help="Reward fusion over critics: mean | mean_var (mean - lam*var) "
+                    "| min ('conservative' is the old name of mean_var).")
+_LAM = typer.Option(1.0, help="lam for the mean_var fusion.")
 _PER = typer.Option(False, "--per-critic", help="One reward per critic, weighted by the "
                     "critics' weights, instead of one fused panel reward.")
 _LIMIT = typer.Option(None, help="Only the first N prompts.")
@@ -277,8 +236,8 @@ def serve_reward_cmd(
     panel: Path = typer.Option(..., help="Panel file (Python defining `panel`); it is RUN."),
     host: str = typer.Option("127.0.0.1", help="Bind address (loopback by default)."),
     port: int = typer.Option(5000),
-    aggregate: str = typer.Option("mean", help="mean | conservative | min"),
-    lam: float = typer.Option(1.0, help="lam for the conservative aggregate."),
+    aggregate: str = _AGG,
+    lam: float = _LAM,
     store: Path | None = typer.Option(None, help="Judgment store used as a cache."),
     baseline: str | None = typer.Option(None, help="A response every query is compared with "
                                         "(pairwise critics need something to compare)."),
@@ -297,4 +256,4 @@ def serve_reward_cmd(
                      baseline=baseline, baseline_from_labels=baseline_from_labels,
                      abstain_reward=abstain_reward)
     except (OversightError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)

@@ -150,7 +150,7 @@ def critics_for(constitution: Constitution, backend: Backend, suffix: str) -> li
 
 def _judge(constitution: Constitution, backend: Backend, items: Sequence[Comparison],
            method: str, suffix: str, store: Any) -> tuple[dict[str, Any], Any]:
-    panel = Panel(critics_for(constitution, backend, suffix), aggregator=method)
+    panel = Panel(critics_for(constitution, backend, suffix), method=method)
     res = panel.judge(list(items), store=store)
     dec = res.aggregate(method).decisions
     return dict(zip(dec["item_id"], dec["final"])), res.judgments

@@ -393,7 +393,7 @@ def merge_stakeholders(stakeholders: Mapping[str, Constitution | str | Path]
     w = stakeholder_weights(consts, weights)
     critics = [Critic(c, backend, name=key, weight=w[key], **critic_options)
                for key, c in consts.items()]
-    return Panel(critics, name=name, aggregator=aggregator)
+    return Panel(critics, name=name, method=aggregator)
 
 
 def stakeholder_conflicts(judgments: pd.DataFrame, *, min_items: int = 20,

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from oversight.critics import Critic
+
+if TYPE_CHECKING:  # pandas loads when an escalation runs, not on `import oversight`
+    import pandas as pd
 
 ESCALATION_FLAGS = ("split", "low_margin", "position_inconsistent", "veto_conflict",
                     "abstained")
@@ -90,6 +92,8 @@ class EscalationRecord:
 def contested(decisions: pd.DataFrame, judgments: pd.DataFrame, flags: Sequence[str],
               min_margin: float) -> pd.DataFrame:
     """(item_id, reasons): the items with any chosen flag, reasons comma-joined."""
+    import pandas as pd
+
     bad_status = set(judgments.loc[judgments["status"] != "ok", "item_id"]) \
         if len(judgments) else set()
     rows = []
@@ -139,6 +143,8 @@ def apply_escalation(agg: Any, record: EscalationRecord, judgments: pd.DataFrame
                 for c in cols:
                     dec.at[idx, c] = strong.at[item, c]
         dec.loc[mask, "decided_by"] = "escalated:" + ",".join(record.critics)
+        import pandas as pd
+
         both = pd.concat([judgments, record.strong.judgments], ignore_index=True)
         agg.provenance = _provenance(both) if len(both) else agg.provenance
     agg.decisions = dec

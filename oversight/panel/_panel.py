@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from oversight._deprecated import no_other_kwargs, renamed_attribute, renamed_kwarg, renamed_value
 from oversight.critics import JUDGMENT_COLUMNS, Critic, Judgment
 from oversight.data import Comparison, load_comparisons
 from oversight.panel._escalation import (
@@ -40,10 +41,18 @@ from oversight.store._columns import (
     to_pandas as _to_pandas,
 )
 
+if TYPE_CHECKING:  # pandas and pyarrow load when a result is read, not on `import oversight`
+    import pandas as pd
+    import pyarrow as pa
+
+    from oversight.aggregate import Aggregation
+    from oversight.panel._preferences import PreferencesFrame
+
 Progress = Callable[[int, int, str], None]
 # What aggregation reads: every column but the free text (raw output, rationale, reason), which
 # is most of a row's bytes and which no aggregator looks at.
 AGGREGATE_COLUMNS = [c for c in JUDGMENT_COLUMNS if c not in ("raw", "rationale", "reason")]
+ORDERS = ("all", "forward", "reverse")  # as oversight.aggregate's critic_verdicts
 HUMAN = "human"  # the critic name imported human review labels are stored under
 
 
@@ -51,9 +60,15 @@ class Panel:
     """Critics acting as checks and balances on each other."""
 
     def __init__(self, critics: Sequence[Critic], *, name: str = "panel",
-                 aggregator: str = "vote", rules: Any = None,
-                 aggregator_options: dict[str, Any] | None = None,
-                 escalation: Escalation | None = None) -> None:
+                 method: str = "vote", rules: Any = None,
+                 method_options: dict[str, Any] | None = None,
+                 escalation: Escalation | None = None, **renamed: Any) -> None:
+        # aggregator= / aggregator_options= are the old names of method= / method_options=
+        # (the word `oversight.aggregate.aggregate` and `--method` use)
+        method = renamed_kwarg("Panel", renamed, "aggregator", "method", method)
+        method_options = renamed_kwarg("Panel", renamed, "aggregator_options", "method_options",
+                                       method_options)
+        no_other_kwargs("Panel", renamed)
         critics = list(critics)
         if not critics:
             raise ValueError("a Panel needs at least one critic")
@@ -68,12 +83,12 @@ class Panel:
         if HUMAN in names:
             raise ValueError(f"critic name {HUMAN!r} is reserved for imported human review "
                              "labels (evidence, never a vote); pass another name=...")
-        aggregator_spec(aggregator)  # an unknown name lists the registered aggregators
-        check_options(aggregator, aggregator_options or {})
+        aggregator_spec(method)  # an unknown name lists the registered aggregators
+        check_options(method, method_options or {})
         self.critics = critics
         self.name = name
-        self.aggregator = aggregator
-        self.aggregator_options = dict(aggregator_options or {})
+        self.method = method
+        self.method_options = dict(method_options or {})
         self.escalation = escalation
         if escalation is not None:
             clash = sorted(set(names) & {c.name for c in escalation.critics})
@@ -84,6 +99,9 @@ class Panel:
         self.rules = rules or PanelRules(veto_critics=veto)
         if veto and not set(veto) <= set(self.rules.veto_critics):
             self.rules.veto_critics = tuple(sorted(set(self.rules.veto_critics) | set(veto)))
+
+    aggregator = renamed_attribute("Panel", "aggregator", "method")
+    aggregator_options = renamed_attribute("Panel", "aggregator_options", "method_options")
 
     def __repr__(self) -> str:
         return f"Panel({self.name!r}, critics={[c.name for c in self.critics]})"
@@ -151,8 +169,8 @@ class Panel:
                 flush()
                 if is_run_store(db.path):  # a run directory: say what ran
                     write_run(db.path.parent, critics=[c.config() for c in self.critics],
-                              aggregator=self.aggregator,
-                              aggregator_options=self.aggregator_options, rules=self.rules,
+                              method=self.method, method_options=self.method_options,
+                              rules=self.rules,
                               panel=self.name, items=len(items))
             else:
                 collected = _plan_ordered(self.critics, items, pending)
@@ -167,8 +185,7 @@ class Panel:
                         db.close()
         common: dict[str, Any] = dict(
             items=items, critics=[c.config() for c in self.critics], skipped=list(skipped),
-            aggregator=self.aggregator, rules=self.rules,
-            aggregator_options=self.aggregator_options)
+            method=self.method, rules=self.rules, method_options=self.method_options)
         if db is not None:
             result = PanelResult(**common, source=StoreSource(
                 db.path, [_selection(c, items) for c in self.critics],
@@ -220,8 +237,7 @@ class Panel:
             chosen = [it for it in result.items if it.id in wanted]
             if chosen:
                 strong = Panel(esc.critics, name=f"{self.name}:escalation",
-                               aggregator=self.aggregator,
-                               aggregator_options=self.aggregator_options)
+                               method=self.method, method_options=self.method_options)
                 record.strong = strong.judge(chosen, store=store, **judge_options)
                 record.spent = sum(len(c.tasks(chosen)) for c in esc.critics)
         return record
@@ -327,29 +343,36 @@ class PanelResult:
     items: list[Comparison]
     critics: list[dict[str, Any]]
     skipped: list[tuple[int, str]]
-    aggregator: str
+    method: str
     rules: Any
-    aggregator_options: dict[str, Any]
+    method_options: dict[str, Any]
     source: TableSource | StoreSource
     escalation: EscalationRecord | None
 
     def __init__(self, items: list[Comparison], judgment_rows: Sequence[Judgment] | None = None,
                  critics: list[dict[str, Any]] | None = None,
-                 skipped: list[tuple[int, str]] | None = None, aggregator: str = "vote",
-                 rules: Any = None, aggregator_options: dict[str, Any] | None = None, *,
+                 skipped: list[tuple[int, str]] | None = None, method: str = "vote",
+                 rules: Any = None, method_options: dict[str, Any] | None = None, *,
                  source: TableSource | StoreSource | None = None,
-                 escalation: EscalationRecord | None = None) -> None:
+                 escalation: EscalationRecord | None = None, **renamed: Any) -> None:
+        method = renamed_kwarg("PanelResult", renamed, "aggregator", "method", method)
+        method_options = renamed_kwarg("PanelResult", renamed, "aggregator_options",
+                                       "method_options", method_options)
+        no_other_kwargs("PanelResult", renamed)
         if source is None:
             rows = [tuple(getattr(j, c) for c in JUDGMENT_COLUMNS) for j in judgment_rows or ()]
             source = TableSource(rows_to_table(rows))
         self.items = items
         self.critics = list(critics or [])
         self.skipped = list(skipped or [])
-        self.aggregator = aggregator
+        self.method = method
         self.rules = rules
-        self.aggregator_options = dict(aggregator_options or {})
+        self.method_options = dict(method_options or {})
         self.source = source
         self.escalation = escalation
+
+    aggregator = renamed_attribute("PanelResult", "aggregator", "method")
+    aggregator_options = renamed_attribute("PanelResult", "aggregator_options", "method_options")
 
     def __repr__(self) -> str:
         return (f"PanelResult(items={len(self.items)}, critics={self.critic_names}, "
@@ -359,11 +382,11 @@ class PanelResult:
         return len(self.source)
 
     # -- the judgments, as columns -----------------------------------------------------------
-    def batches(self, columns: Sequence[str] | None = None) -> Iterator[Any]:
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         """The judgments as a stream of Arrow record batches (bounded memory)."""
         return self.source.batches(columns)
 
-    def to_arrow(self, columns: Sequence[str] | None = None) -> Any:
+    def to_arrow(self, columns: Sequence[str] | None = None) -> pa.Table:
         """The long judgments table as one `pyarrow.Table` (Polars: `pl.from_arrow(...)`,
         zero-copy)."""
         if isinstance(self.source, TableSource):
@@ -383,12 +406,12 @@ class PanelResult:
         cols = [t.column(c).to_pylist() for c in JUDGMENT_COLUMNS]
         return [Judgment(*row) for row in zip(*cols)]
 
-    def aggregate(self, method: str | None = None, **options: Any) -> Any:
+    def aggregate(self, method: str | None = None, **options: Any) -> Aggregation:
         """Run an aggregator (default: the panel's) with the panel's rules; see
         `oversight.aggregate.aggregate`. Critic weights come from the critics' `weight`."""
         from oversight.aggregate import aggregate
 
-        opts = {**(self.aggregator_options if method is None else {}), **options}
+        opts = {**(self.method_options if method is None else {}), **options}
         judgments = self._columns(AGGREGATE_COLUMNS)
         present = set(judgments["critic"])
         # The critics' own weights, for the critics that have judgments (a critic with none
@@ -396,7 +419,7 @@ class PanelResult:
         weights = opts.pop("critic_weights", None) or {
             c["name"]: float(c.get("weight", 1.0)) for c in self.critics if c["name"] in present}
         gold = opts.pop("gold", None)
-        agg = aggregate(judgments, self.items, method=method or self.aggregator,
+        agg = aggregate(judgments, self.items, method=method or self.method,
                         rules=opts.pop("rules", self.rules), critic_weights=weights,
                         gold=gold, **opts)
         if self.escalation is not None:
@@ -404,19 +427,28 @@ class PanelResult:
         return agg
 
     @property
-    def aggregation(self) -> Any:
+    def aggregation(self) -> Aggregation:
         """The panel's configured aggregation (computed once)."""
         if getattr(self, "_aggregation", None) is None:
             self._aggregation = self.aggregate()
         return self._aggregation
 
     @property
-    def preferences(self) -> Any:
-        """TRL-shaped preference rows from the configured aggregation."""
-        return self.aggregation.preferences(self.items)
+    def preferences(self) -> PreferencesFrame:
+        """`result.preferences(min_margin=0.0, drop_flags=(), drop_veto_conflicts=True)`:
+        TRL-shaped preference rows from the configured aggregation, a method as
+        `Aggregation.preferences` is (it was a property; reading it without the call still
+        gives the default rows, with a DeprecationWarning, for one release)."""
+        from oversight.panel._preferences import preferences_frame
+
+        def compute(**filters: Any) -> pd.DataFrame:
+            return self.aggregation.preferences(self.items, **filters)
+
+        return preferences_frame(compute(), compute)
 
     @property
-    def flags(self) -> Any:
+    def flags(self) -> pd.DataFrame:
+        """Per-item decisions with their flag columns (`Aggregation.decisions`)."""
         return self.aggregation.decisions
 
     @property
@@ -438,11 +470,11 @@ class PanelResult:
         return [c["name"] for c in self.critics]
 
     @property
-    def judgments(self) -> Any:
+    def judgments(self) -> pd.DataFrame:
         """The long-format judgments table (pandas), one row per judgment."""
         return _to_pandas(self.to_arrow())
 
-    def _columns(self, columns: Sequence[str]) -> Any:
+    def _columns(self, columns: Sequence[str]) -> pd.DataFrame:
         return _to_pandas(self.to_arrow(columns))
 
     # -- simple aggregation ----------------------------------------------------------------
@@ -450,9 +482,10 @@ class PanelResult:
         """Per (item, critic): each response's weighted mean support.
 
         Pairwise: the mean probability that the response wins its comparisons; score: mean
-        expected score; passfail: mean P(pass). `orders="first"` keeps only judgments with the
-        lower index shown first (no position swap); `orders="swapped"` only the reverse; both
-        leave out score and pass/fail judgments, which show one response and have no order.
+        expected score; passfail: mean P(pass). `orders="forward"` keeps only judgments with the
+        lower index shown first (no position swap); `orders="reverse"` only the swapped ones;
+        both leave out score and pass/fail judgments, which show one response and have no
+        order. ("first" and "swapped" are the old spellings, deprecated.)
         """
         from oversight.aggregate import response_support
 
@@ -481,7 +514,7 @@ class PanelResult:
     def _modes(self) -> dict[str, str]:
         return {c["name"]: str(c.get("mode", "pairwise")) for c in self.critics}
 
-    def summary(self, orders: str = "all") -> Any:
+    def summary(self, orders: str = "all") -> pd.DataFrame:
         """One row per item: each critic's support for response A (or its verdict for K-way),
         the panel's majority verdict, the mean P(A), and a disagreement marker.
 
@@ -521,7 +554,7 @@ class PanelResult:
             if m != "pairwise"}
         return out
 
-    def agreement(self, orders: str = "all") -> Any:
+    def agreement(self, orders: str = "all") -> pd.DataFrame:
         """Agreement of each critic and of the panel majority with the reference labels
         (`oversight.aggregate.agreement_with_reference`: a tie counts as half agreement;
         abstentions are left out of n; 95% Wilson intervals)."""
@@ -535,7 +568,7 @@ class PanelResult:
         by_name["panel"] = dict(zip(summ["item_id"], summ["verdict"]))
         return agreement_table(by_name, ref).drop(columns="n_ties")
 
-    def position_flips(self) -> Any:
+    def position_flips(self) -> pd.DataFrame:
         """Per critic: the share of pairwise items whose verdict changes when order is swapped,
         and the mean P(first shown) -- 0.5 for an unbiased judge
         (`oversight.aggregate.position_flip_rates`). Score and pass/fail critics show one
@@ -570,10 +603,12 @@ class PanelResult:
 
 
 def _orders(orders: str) -> str:
-    which = {"all": "all", "first": "forward", "swapped": "reverse"}
-    if orders not in which:
-        raise ValueError(f"orders={orders!r}: use one of {', '.join(which)}")
-    return which[orders]
+    """"all", "forward" or "reverse", as `oversight.aggregate`; "first" and "swapped" are the
+    old spellings of "forward" and "reverse" (deprecated)."""
+    orders = renamed_value("orders", orders, {"first": "forward", "swapped": "reverse"})
+    if orders not in ORDERS:
+        raise ValueError(f"orders={orders!r}: use one of {', '.join(ORDERS)}")
+    return orders
 
 
 def _majority(votes: dict[int, int]) -> int | str:

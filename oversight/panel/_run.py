@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oversight._deprecated import renamed_attribute, renamed_kwarg
 from oversight.critics import JUDGMENT_COLUMNS, Judgment
 from oversight.data import Comparison
 from oversight.errors import OversightError
@@ -94,18 +95,21 @@ def is_run_store(db_path: str | Path) -> bool:
     return Path(db_path).name == STORE_NAME
 
 
-def write_run(run_dir: str | Path, *, critics: list[dict[str, Any]], aggregator: str,
-              aggregator_options: dict[str, Any] | None = None, rules: Any = None,
+def write_run(run_dir: str | Path, *, critics: list[dict[str, Any]], method: str = "vote",
+              method_options: dict[str, Any] | None = None, rules: Any = None,
               panel: str | None = None, data: str | None = None, seed: int | None = None,
               **extra: Any) -> Path:
-    """Write (replace) `run.json`: the run's panel, critics by fingerprint, aggregator and
-    options, rules, data source, seed and package versions, plus `extra` fields (counts,
-    timings). Returns its path."""
+    """Write (replace) `run.json`: the run's panel, critics by fingerprint, aggregation method
+    and options (under the file's "aggregator" key), rules, data source, seed and package
+    versions, plus `extra` fields (counts, timings). Returns its path."""
+    method = renamed_kwarg("write_run", extra, "aggregator", "method", method)
+    method_options = renamed_kwarg("write_run", extra, "aggregator_options", "method_options",
+                                   method_options)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     info = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "panel": panel,
-            "critics": critics, "aggregator": {"method": aggregator,
-                                               "options": dict(aggregator_options or {})},
+            "critics": critics, "aggregator": {"method": method,
+                                               "options": dict(method_options or {})},
             "rules": rules_to_dict(rules), "data": data, "seed": seed,
             "versions": package_versions(), **extra}
     path = run_dir / RUN_JSON
@@ -148,10 +152,13 @@ class Run:
     judgments: Any  # pandas DataFrame, the run's critics only
     human_judgments: Any  # pandas DataFrame, critic "human"
     critics: list[dict[str, Any]]
-    aggregator: str = "vote"
-    aggregator_options: dict[str, Any] = field(default_factory=dict)
+    method: str = "vote"
+    method_options: dict[str, Any] = field(default_factory=dict)
     rules: Any = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    aggregator = renamed_attribute("Run", "aggregator", "method")
+    aggregator_options = renamed_attribute("Run", "aggregator_options", "method_options")
 
     @property
     def store_path(self) -> Path:
@@ -167,8 +174,8 @@ class Run:
 
         rows = [Judgment.from_dict(r) for r in self.judgments.to_dict("records")]
         return PanelResult(items=self.items, judgment_rows=rows, critics=self.critics,
-                           aggregator=self.aggregator, rules=self.rules,
-                           aggregator_options=dict(self.aggregator_options))
+                           method=self.method, rules=self.rules,
+                           method_options=dict(self.method_options))
 
     def aggregate(self, method: str | None = None, **options: Any) -> Any:
         """The panel's aggregation (its method, options and rules unless overridden)."""
@@ -243,6 +250,6 @@ def open_run(run_dir: str | Path) -> Run:
         rules = PanelRules(veto_critics=tuple(sorted(c["name"] for c in critics
                                                      if c.get("veto"))))
     return Run(path=run_dir, items=items, judgments=frame, human_judgments=human_frame,
-               critics=critics, aggregator=method,
-               aggregator_options=dict(agg.get("options") or {}), rules=rules,
+               critics=critics, method=method,
+               method_options=dict(agg.get("options") or {}), rules=rules,
                info=dict(info or {}))

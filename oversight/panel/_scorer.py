@@ -25,9 +25,21 @@ from typing import Any
 
 import numpy as np
 
+from oversight._deprecated import renamed_value
 from oversight.data import Comparison
 
-AGGREGATES = ("mean", "conservative", "min")
+# Reward fusions over critics. "mean_var" and "min" are the two kinds of the `conservative`
+# aggregation method (Conservative(kind=...)); "conservative" was this fusion's old name.
+AGGREGATES = ("mean", "mean_var", "min")
+
+
+def fusion_name(aggregate: str) -> str:
+    """The reward fusion's current spelling; the old "conservative" warns and maps to
+    "mean_var"; an unknown name is a ValueError listing the valid ones."""
+    aggregate = renamed_value("aggregate", aggregate, {"conservative": "mean_var"})
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate={aggregate!r}: use one of {', '.join(AGGREGATES)}")
+    return aggregate
 
 
 def completion_text(completion: Any) -> str:
@@ -52,7 +64,9 @@ class ScoredBatch:
     weights: np.ndarray  # [n_critics]
 
     def fused(self, aggregate: str = "mean", lam: float = 1.0) -> np.ndarray:
-        """Weighted mean, mean - lam * variance (Coste et al. 2023), or min over critics."""
+        """Weighted mean, mean - lam * variance ("mean_var", Coste et al. 2023), or min over
+        critics."""
+        aggregate = fusion_name(aggregate)
         s = self.support
         ok = ~np.isnan(s)
         w = np.where(ok, self.weights[None, :], 0.0)
@@ -61,13 +75,11 @@ class ScoredBatch:
             mean = (np.where(ok, s, 0.0) * w).sum(1) / wsum
             if aggregate == "mean":
                 out = mean
-            elif aggregate == "conservative":
+            elif aggregate == "mean_var":
                 var = (np.where(ok, (s - mean[:, None]) ** 2, 0.0) * w).sum(1) / wsum
                 out = mean - lam * var
-            elif aggregate == "min":
-                out = np.where(ok.any(1), np.nanmin(np.where(ok, s, np.inf), axis=1), np.nan)
             else:
-                raise ValueError(f"aggregate={aggregate!r}: use one of {', '.join(AGGREGATES)}")
+                out = np.where(ok.any(1), np.nanmin(np.where(ok, s, np.inf), axis=1), np.nan)
         return np.where(wsum > 0, out, np.nan)
 
     def disagreement(self) -> np.ndarray:

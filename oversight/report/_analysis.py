@@ -25,6 +25,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from oversight._deprecated import no_other_kwargs, renamed_kwarg
 from oversight.aggregate import (
     FLAG_COLUMNS,
     BradleyTerry,
@@ -69,9 +70,13 @@ class Analysis:
     def __init__(self, items: Sequence[Comparison], judgments: Any,
                  critics: Sequence[dict[str, Any]] | None = None, *,
                  method: str | None = "vote", rules: PanelRules | None = None,
-                 aggregator_options: dict[str, Any] | None = None, title: str = "oversight report",
+                 method_options: dict[str, Any] | None = None, title: str = "oversight report",
                  meta: dict[str, Any] | None = None, n_boot: int = 200, seed: int = 0,
-                 conflict_min_items: int = 20, conflict_threshold: float = -0.3) -> None:
+                 conflict_min_items: int = 20, conflict_threshold: float = -0.3,
+                 **renamed: Any) -> None:
+        method_options = renamed_kwarg("Analysis", renamed, "aggregator_options",
+                                       "method_options", method_options)
+        no_other_kwargs("Analysis", renamed)
         frame = _as_frame(judgments)
         if frame.empty:
             raise OversightError("the run holds no judgments: nothing to report")
@@ -88,7 +93,7 @@ class Analysis:
         self.critics = [by_name.get(n, {"name": n}) for n in names]
         self.critic_names = names
         self.method = method or "vote"
-        self.aggregator_options = dict(aggregator_options or {})
+        self.method_options = dict(method_options or {})
         veto = tuple(c["name"] for c in self.critics if c.get("veto"))
         self.rules = rules or PanelRules(veto_critics=veto)
         self.title = title
@@ -102,8 +107,8 @@ class Analysis:
     @classmethod
     def from_result(cls, result: PanelResult, **options: Any) -> Analysis:
         if options.get("method") is None:
-            options["method"] = result.aggregator
-            options.setdefault("aggregator_options", result.aggregator_options)
+            options["method"] = result.method
+            options.setdefault("method_options", result.method_options)
         if result.rules is not None:
             options.setdefault("rules", result.rules)
         return cls(result.items, result.judgments, result.critics, **options)
@@ -116,8 +121,8 @@ class Analysis:
 
         run = open_run(run_dir)
         if options.get("method") is None:
-            options["method"] = run.aggregator
-            options.setdefault("aggregator_options", run.aggregator_options)
+            options["method"] = run.method
+            options.setdefault("method_options", run.method_options)
         options.setdefault("rules", run.rules)
         meta: dict[str, Any] = {"run": str(run_dir)}
         meta.update({k: run.info[k] for k in ("panel", "data", "seed") if run.info.get(k)})
@@ -132,14 +137,14 @@ class Analysis:
     def result(self) -> PanelResult:
         rows = [Judgment.from_dict(r) for r in self.judgments.to_dict("records")]
         return PanelResult(items=self.items, judgment_rows=rows, critics=self.critics,
-                           aggregator=self.method, rules=self.rules,
-                           aggregator_options=self.aggregator_options)
+                           method=self.method, rules=self.rules,
+                           method_options=self.method_options)
 
     @cached_property
     def aggregation(self) -> Any:
         weights = {c["name"]: float(c.get("weight", 1.0)) for c in self.critics}
         return aggregate(self.judgments, self.items, method=self.method, rules=self.rules,
-                         critic_weights=weights, **self.aggregator_options)
+                         critic_weights=weights, **self.method_options)
 
     @cached_property
     def human_labels(self) -> dict[str, int]:

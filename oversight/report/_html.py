@@ -197,10 +197,10 @@ def render_html(a: Analysis, *, contested: int = 10) -> str:
         + "</div>",
     ]
     fig_sections: list[tuple[str, Callable[[Analysis], Any], str, str]] = [
-        ("Which critics agree", _plots.agreement_heatmap, "Cohen's kappa heatmap",
+        ("Which critics agree", _plots.agreement, "Cohen's kappa heatmap",
          "Cohen's kappa between critics' verdicts on the items both judged (ties and "
          "abstentions left out); 0 is chance agreement."),
-        ("On which principles they pull apart", _plots.principle_disagreement,
+        ("On which principles they pull apart", _plots.principles,
          "disagreement per principle",
          "For each critic's principle: the share of its verdicts that differ from another "
          "critic's verdict on the same item."),
@@ -213,7 +213,7 @@ def render_html(a: Analysis, *, contested: int = 10) -> str:
          f"label; CIs from {a.n_boot} bootstrap resamples of items."),
         ("Bradley-Terry strengths", _plots.strengths, "Bradley-Terry strengths",
          "Log-strengths with Hessian 95% intervals."),
-        ("Principle conflicts", _plots.conflict_graph, "principle conflict graph",
+        ("Principle conflicts", _plots.conflicts, "principle conflict graph",
          "Nodes are critic:principle; an edge joins two principles whose P(A) scores are "
          "negatively correlated over the items both judged."),
         ("Panel margins", _plots.margins, "panel margin histogram",
@@ -225,7 +225,7 @@ def render_html(a: Analysis, *, contested: int = 10) -> str:
             sections.append(_table(a.position_bias, {
                 "critic": "critic", "n": "judgments", "p_first_forward": "P(first) fwd",
                 "p_first_reverse": "P(first) rev", "bias": "bias", "flip_rate": "flip rate"}))
-        if fn is _plots.principle_disagreement and not a.principle_disagreement.empty:
+        if fn is _plots.principles and not a.principle_disagreement.empty:
             sections.append("<details><summary>table</summary>" + _table(
                 a.principle_disagreement, {"critic": "critic", "principle": "principle",
                                            "n_items": "items", "n": "comparisons",

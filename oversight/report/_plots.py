@@ -3,7 +3,7 @@
 Figures are built with matplotlib's object API (`matplotlib.figure.Figure`), never pyplot, so
 they render with the Agg backend, need no display, leave no global state behind, and
 `import oversight` never pays for matplotlib. `Plots` gives the same
-figures as methods, e.g. `result.plot.agreement()` in a notebook.
+figures as methods of the same names, e.g. `result.plot.agreement()` in a notebook.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
+
+from oversight._deprecated import moved
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,7 +51,7 @@ def _empty(title: str, message: str) -> Figure:
     return fig
 
 
-def agreement_heatmap(a: Analysis) -> Figure:
+def agreement(a: Analysis) -> Figure:
     """Critic x critic Cohen's kappa on jointly labelled items (cell text: kappa and n)."""
     kappa, n = a.kappa
     if kappa.empty:
@@ -71,7 +73,7 @@ def agreement_heatmap(a: Analysis) -> Figure:
     return fig
 
 
-def principle_disagreement(a: Analysis, top: int = 25) -> Figure:
+def principles(a: Analysis, top: int = 25) -> Figure:
     """Share of comparisons where a principle's verdict differs from other critics'."""
     t = a.principle_disagreement.head(top)
     if t.empty:
@@ -162,7 +164,7 @@ def reliability(a: Analysis) -> Figure:
     return fig
 
 
-def conflict_graph(a: Analysis) -> Figure:
+def conflicts(a: Analysis) -> Figure:
     """The principle-conflict graph: principles whose verdicts oppose on shared items."""
     g = a.conflict_graph
     if g.number_of_nodes() == 0:
@@ -271,10 +273,10 @@ class Plots:
         self.analysis = analysis
 
     def agreement(self) -> Figure:
-        return agreement_heatmap(self.analysis)
+        return agreement(self.analysis)
 
     def principles(self, top: int = 25) -> Figure:
-        return principle_disagreement(self.analysis, top)
+        return principles(self.analysis, top)
 
     def position_bias(self) -> Figure:
         return position_bias(self.analysis)
@@ -286,7 +288,7 @@ class Plots:
         return reliability(self.analysis)
 
     def conflicts(self) -> Figure:
-        return conflict_graph(self.analysis)
+        return conflicts(self.analysis)
 
     def margins(self) -> Figure:
         return margins(self.analysis)
@@ -296,3 +298,10 @@ class Plots:
 
     def calibration(self, source: str = "reference") -> Figure:
         return calibration(self.analysis, source)
+
+
+# Old names of the figure functions, kept for one release: each is named as its Plots method.
+__getattr__ = moved("oversight.report._plots",
+                    {"agreement_heatmap": "oversight.report._plots.agreement",
+                     "principle_disagreement": "oversight.report._plots.principles",
+                     "conflict_graph": "oversight.report._plots.conflicts"})

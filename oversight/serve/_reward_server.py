@@ -62,7 +62,9 @@ def create_reward_app(panel: Any, *, aggregate: str = "mean", lam: float = 1.0,
     except ImportError:  # pragma: no cover
         raise missing_extra("fastapi", "serve") from None
     from oversight.panel import PanelScorer
+    from oversight.panel._scorer import fusion_name
 
+    aggregate = fusion_name(aggregate)  # refuse a bad name before serving, not per request
     scorer = PanelScorer(panel, store=store, baseline=baseline)
     lock = threading.Lock()  # one judging pass at a time: one model, one store
     app = FastAPI(title="oversight panel reward (OpenRLHF remote RM protocol)")

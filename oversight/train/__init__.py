@@ -6,6 +6,7 @@ function needs them.
 """
 
 from oversight._deprecated import moved
+from oversight.panel._scorer import AGGREGATES
 from oversight.train._datasets import load_training_data
 from oversight.train._export import (
     FORMATS,
@@ -17,7 +18,6 @@ from oversight.train._export import (
     sft_dataset,
 )
 from oversight.train._reward import (
-    AGGREGATES,
     CriticReward,
     PanelReward,
     critic_rewards,

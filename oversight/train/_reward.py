@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from oversight.panel._scorer import AGGREGATES, PanelScorer, ScoredBatch
+from oversight.panel._scorer import PanelScorer, ScoredBatch, fusion_name
 
 
 def _to_list(values: np.ndarray) -> list[float | None]:
@@ -41,9 +41,7 @@ class PanelReward:
 
     def __init__(self, scorer: PanelScorer, aggregate: str = "mean", lam: float = 1.0,
                  name: str = "panel") -> None:
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate={aggregate!r}: use one of {', '.join(AGGREGATES)}")
-        self.scorer, self.aggregate, self.lam = scorer, aggregate, lam
+        self.scorer, self.aggregate, self.lam = scorer, fusion_name(aggregate), lam
         self.__name__ = name
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any],
@@ -79,8 +77,10 @@ def panel_reward(panel: Any, aggregate: str = "mean", *, lam: float = 1.0, store
                  batch_size: int = 16, scorer: PanelScorer | None = None) -> PanelReward:
     """The whole panel as one TRL reward function.
 
-    aggregate: "mean" (critic-weighted mean support), "conservative" (mean - lam * variance
-    across critics, damping rewards the critics dispute) or "min" (worst case). Returns None
+    aggregate: "mean" (critic-weighted mean support), "mean_var" (mean - lam * variance
+    across critics, damping rewards the critics dispute) or "min" (worst case): the same
+    fusions as the `conservative` aggregation method's kinds. "conservative" is the old name of
+    "mean_var" (deprecated). Returns None
     for a completion on which every critic abstained. Logs `panel/disagreement` (mean std of
     critic supports), `panel/abstain_rate` and each critic's mean through `log_metric`.
     """
