@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import PAIRWISE_FIELDS
+from oversight.aggregate._ballots import PAIRWISE_FIELDS, shared_rows
 from oversight.aggregate._conservative import Conservative
 from oversight.aggregate._registry import (
     AggregationContext,
@@ -124,26 +124,54 @@ def _provenance(judgments: pd.DataFrame) -> pd.DataFrame:
     if ok.empty:
         return pd.DataFrame(columns=["item_id"])
     item_codes, item_ids = pd.factorize(ok["item_id"].to_numpy(dtype=object), sort=True)
-
-    def text(col: str) -> np.ndarray:
-        return ok[col].to_numpy(dtype=object).astype(str).astype(object)
-
+    n = len(item_ids)
     out = {"item_id": item_ids,
-           "critics": _joined_sets(item_codes, len(item_ids), text("critic")),
-           "models": _joined_sets(item_codes, len(item_ids), text("model")),
-           "principles": _joined_sets(item_codes, len(item_ids),
-                                      text("critic") + ":" + text("principle")),
-           "constitutions": _joined_sets(item_codes, len(item_ids),
-                                         text("constitution") + "@" + text("constitution_hash")),
-           "n_judgments": np.bincount(item_codes, minlength=len(item_ids))}
+           "critics": _joined_sets(item_codes, n, *_text_codes(ok, ("critic",), "")),
+           "models": _joined_sets(item_codes, n, *_text_codes(ok, ("model",), "")),
+           "principles": _joined_sets(item_codes, n,
+                                      *_text_codes(ok, ("critic", "principle"), ":")),
+           "constitutions": _joined_sets(
+               item_codes, n, *_text_codes(ok, ("constitution", "constitution_hash"), "@")),
+           "n_judgments": np.bincount(item_codes, minlength=n)}
     return pd.DataFrame(out)
 
 
-def _joined_sets(item_codes: np.ndarray, n_items: int, values: np.ndarray) -> np.ndarray:
-    """Per item: ",".join(sorted(set(values of the item))), on columns. Each distinct set is
-    joined once: an item's set is a bit mask over the (sorted) distinct values."""
-    value_codes, uniques = pd.factorize(values, sort=True)
+def _text_codes(frame: pd.DataFrame, cols: tuple[str, ...], sep: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """sep.join(str(value) of each column) per row, as codes into the sorted distinct strings:
+    the columns are factorized and only their distinct combinations are turned into text."""
+    key = np.zeros(len(frame), dtype=np.int64)
+    parts = []
+    for col in cols:
+        codes, uniques = pd.factorize(frame[col], use_na_sentinel=False)
+        key = key * len(uniques) + codes
+        # the text of each distinct value, as str() of its object (a missing one reads "nan")
+        parts.append(pd.Series(uniques).to_numpy(dtype=object).astype(str))
+    combo, combos = pd.factorize(key)
+    text = np.empty(len(combos), dtype=object)
+    rest = np.asarray(combos, dtype=np.int64).copy()
+    pieces = []
+    for part in reversed(parts):
+        pieces.append(part[rest % len(part)])
+        rest //= len(part)
+    text[:] = [sep.join(map(str, p)) for p in zip(*reversed(pieces))]
+    order = np.argsort(text.astype(str), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    sorted_text = text[order]
+    # equal strings from different combinations (e.g. "a:b" + "c" vs "a" + "b:c") share a code
+    distinct, first = np.unique(sorted_text.astype(str), return_index=True)
+    code_of_rank = np.searchsorted(distinct, sorted_text.astype(str))
+    return code_of_rank[rank[combo]], distinct.astype(object)
+
+
+def _joined_sets(item_codes: np.ndarray, n_items: int, value_codes: np.ndarray,
+                 uniques: np.ndarray) -> np.ndarray:
+    """Per item: ",".join(sorted(set(values of the item))), on columns (`value_codes` index the
+    sorted distinct values `uniques`). Each distinct set is joined once: an item's set is a bit
+    mask over the distinct values."""
     if len(uniques) > 62:  # too many distinct values for a mask: join per item
+        values = np.asarray(uniques, dtype=object)[value_codes]
         frame = pd.DataFrame({"i": item_codes, "v": values}).drop_duplicates()
         frame = frame.sort_values(["i", "v"])
         joined = frame.groupby("i", sort=True)["v"].agg(",".join)
@@ -295,6 +323,16 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     `calibrate_share` is PriDe's share of items used to estimate it. The removed priors are
     in `Aggregation.calibration`.
     """
+    with shared_rows():  # the vote, flags and rules read one set of pairwise rows
+        return _aggregate(judgments, items, method=method, rules=rules,
+                          critic_weights=critic_weights, gold=gold, calibrate=calibrate,
+                          calibrate_share=calibrate_share, **options)
+
+
+def _aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None, *, method: str,
+               rules: PanelRules | None, critic_weights: Mapping[str, float] | str | None,
+               gold: Mapping[str, int] | None, calibrate: str | None,
+               calibrate_share: float, **options: Any) -> Aggregation:
     spec = aggregator_spec(method)
     check_options(method, options)
     priors = None
@@ -337,8 +375,7 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     dec["label"] = pd.Series([int(v) if isinstance(v, (int, np.integer)) else v
                               for v in dec["label"]], index=dec.index, dtype=object)
     dec = dec.reindex(item_ids)
-    evidence = set(ok["item_id"])
-    no_evidence = ~dec.index.isin(list(evidence))
+    no_evidence = ~dec.index.isin(pd.unique(ok["item_id"]))
     dec["label"] = dec["label"].astype(object).where(dec["label"].notna() & ~no_evidence,
                                                      "abstain")
     dec.loc[no_evidence, "p0"] = np.nan

@@ -8,6 +8,9 @@ with status "ok" count: an abstention is missing data, never a vote and never a 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -18,6 +21,38 @@ PAIRWISE_FIELDS = ("item_id", "critic", "principle", "order", "mode", "value", "
 TIE_TOL = 1e-9
 """Supports, shares or margins no further apart than this (absolute, the bound included) are
 tied, everywhere in the package."""
+
+
+_MEMO: ContextVar[dict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] | None] = \
+    ContextVar("oversight_aggregate_rows_memo", default=None)
+
+
+@contextmanager
+def shared_rows() -> Iterator[None]:
+    """Within the block, `pairwise_rows` and `response_support` of one judgments frame (the
+    same object, same arguments) are computed once: `aggregate` reads them for the vote, the
+    flags and the rules. The frames must not be changed inside the block (nothing here does);
+    the results are read-only by convention and never mutated by their callers."""
+    token = _MEMO.set({}) if _MEMO.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _MEMO.reset(token)
+
+
+def _memoized(key: tuple[Any, ...], judgments: pd.DataFrame,
+              compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    memo = _MEMO.get()
+    if memo is None:
+        return compute()
+    full = (id(judgments), *key)
+    hit = memo.get(full)
+    if hit is not None and hit[0] is judgments:
+        return hit[1]
+    out = compute()
+    memo[full] = (judgments, out)  # holding the frame keeps its id from being reused
+    return out
 
 
 def is_tie(a: Any, b: Any = 0.0) -> Any:
@@ -39,6 +74,10 @@ def pairwise_rows(judgments: pd.DataFrame) -> pd.DataFrame:
     `a` is the response shown first and p_ab = P(a beats b); `forward` is True when the lower
     index was shown first (the unswapped order).
     """
+    return _memoized(("pairwise_rows",), judgments, lambda: _pairwise_rows(judgments))
+
+
+def _pairwise_rows(judgments: pd.DataFrame) -> pd.DataFrame:
     _check_columns(judgments, PAIRWISE_FIELDS)
     cols = [*PAIRWISE_FIELDS, *(["principle_weight"] if "principle_weight" in judgments else [])]
     judgments = judgments[cols]  # filter only the columns used, not the whole table
@@ -50,13 +89,19 @@ def pairwise_rows(judgments: pd.DataFrame) -> pd.DataFrame:
     a, b = _shown_pairs(ok["order"])
     weight = ok["principle_weight"] if "principle_weight" in ok else 1.0
     out = pd.DataFrame({
-        "item_id": ok["item_id"].to_numpy(), "critic": ok["critic"].to_numpy(),
-        "principle": ok["principle"].to_numpy(), "a": a,
+        "item_id": _column(ok["item_id"]), "critic": _column(ok["critic"]),
+        "principle": _column(ok["principle"]), "a": a,
         "b": b, "p_ab": ok["value"].astype(float).to_numpy(),
         "weight": np.asarray(weight, dtype=float) * np.ones(len(ok)),
     })
     out["forward"] = out["a"] < out["b"]
     return out
+
+
+def _column(s: pd.Series) -> Any:
+    """A column's values for a new frame: a string column as its own (Arrow) array, which a
+    new frame takes as is, rather than as objects that it would convert back one by one."""
+    return s.array if isinstance(s.dtype, pd.StringDtype) else s.to_numpy()
 
 
 def _shown_pairs(order: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +122,12 @@ def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", 
     "reverse" only pairwise rows count (a score or pass/fail judgment shows one response, so
     it has no order).
     """
+    return _memoized(("response_support", tuple(by), orders), judgments,
+                     lambda: _response_support(judgments, tuple(by), orders))
+
+
+def _response_support(judgments: pd.DataFrame, by: tuple[str, ...], orders: str
+                      ) -> pd.DataFrame:
     _check_columns(judgments, PAIRWISE_FIELDS)
     pw = pairwise_rows(judgments)
     if orders != "all":
@@ -93,8 +144,8 @@ def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", 
     if not point.empty and orders == "all":
         weight = point["principle_weight"] if "principle_weight" in point else 1.0
         parts.append(pd.DataFrame({
-            "item_id": point["item_id"].to_numpy(), "critic": point["critic"].to_numpy(),
-            "principle": point["principle"].to_numpy(),
+            "item_id": _column(point["item_id"]), "critic": _column(point["critic"]),
+            "principle": _column(point["principle"]),
             "response": point["order"].astype(int).to_numpy(),
             "s": point["value"].astype(float).to_numpy(),
             "weight": np.asarray(weight, dtype=float) * np.ones(len(point))}))
@@ -126,7 +177,9 @@ def _grouped_support(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     out: dict[str, Any] = {}
     rest = uniq
     for k, uniques in zip(reversed(keys), reversed(levels)):
-        out[k] = np.asarray(uniques)[rest % len(uniques)]
+        out[k] = (uniques.take(rest % len(uniques)).array
+                  if isinstance(uniques.dtype, pd.StringDtype)  # no round trip via objects
+                  else np.asarray(uniques)[rest % len(uniques)])
         rest = rest // len(uniques)
     with np.errstate(invalid="ignore", divide="ignore"):
         support = ws_sum / w_sum

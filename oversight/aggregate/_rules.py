@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import TIE_TOL, critic_p0, pairwise_rows
+from oversight.aggregate._ballots import TIE_TOL, critic_p0, pairwise_rows, shared_rows
 from oversight.aggregate._stats import position_flips
 
 
@@ -57,11 +57,21 @@ def infer_k(judgments: pd.DataFrame) -> dict[str, int]:
     (at least 2). Used when no items are given, so K-way vetoes and flags see every response."""
     if len(judgments) == 0:
         return {}
-    idx = judgments["order"].astype(str).str.split(",").map(
-        lambda xs: max(int(x) for x in xs if x.strip().lstrip("-").isdigit()) if any(
-            x.strip().lstrip("-").isdigit() for x in xs) else 0)
-    top = idx.groupby(judgments["item_id"]).max()
-    return {str(i): max(2, int(v) + 1) for i, v in top.items()}
+    # each distinct order string is parsed once; the per-item maximum is a ufunc over codes
+    order_codes, orders = pd.factorize(judgments["order"])
+    shown = np.array([_highest_shown(str(o)) for o in orders] + [0], dtype=np.int64)
+    idx = shown[order_codes]  # code -1 (a missing order) reads the trailing 0, as "nan" did
+    item_codes, item_ids = pd.factorize(judgments["item_id"], sort=True)
+    keep = item_codes >= 0  # groupby leaves out rows without an item id
+    top = np.full(len(item_ids), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(top, item_codes[keep], idx[keep])
+    return {str(i): max(2, int(v) + 1) for i, v in zip(item_ids, top.tolist())}
+
+
+def _highest_shown(order: str) -> int:
+    """The highest response index an order string shows ("2,0" -> 2); 0 when it shows none."""
+    shown = [int(x) for x in order.split(",") if x.strip().lstrip("-").isdigit()]
+    return max(shown) if shown else 0
 
 
 def vetoed_responses(judgments: pd.DataFrame, rules: PanelRules) -> dict[str, set[int]]:
@@ -79,18 +89,31 @@ def vetoed_responses(judgments: pd.DataFrame, rules: PanelRules) -> dict[str, se
         pw = pw.assign(lo=np.minimum(pw["a"], pw["b"]), hi=np.maximum(pw["a"], pw["b"]),
                        p_lo=np.where(pw["a"] < pw["b"], pw["p_ab"], 1 - pw["p_ab"]))
         g = pw.groupby(["item_id", "critic", "principle", "lo", "hi"])["p_lo"].mean()
-        for (item, _c, _p, lo, hi), p in g.items():
-            if _beyond(p, m):
-                out.setdefault(item, set()).add(int(hi))
-            elif _beyond(1.0 - p, m):
-                out.setdefault(item, set()).add(int(lo))
+        p = g.to_numpy(dtype=float)
+        item = g.index.get_level_values("item_id").to_numpy(dtype=object)
+        vetoes_hi = _beyond_all(p, m)
+        vetoes_lo = ~vetoes_hi & _beyond_all(1.0 - p, m)
+        _add(out, item[vetoes_hi], g.index.get_level_values("hi")[vetoes_hi])
+        _add(out, item[vetoes_lo], g.index.get_level_values("lo")[vetoes_lo])
     pf = v[v["mode"] == "passfail"]
     if not pf.empty:
         g = pf.groupby(["item_id", "critic", "principle", "order"])["value"].mean()
-        for (item, _c, _p, order), p in g.items():
-            if _beyond(1.0 - p, m):
-                out.setdefault(item, set()).add(int(order))
+        fails = _beyond_all(1.0 - g.to_numpy(dtype=float), m)
+        _add(out, g.index.get_level_values("item_id").to_numpy(dtype=object)[fails],
+             g.index.get_level_values("order")[fails])
     return out
+
+
+def _beyond_all(p: np.ndarray, margin: float) -> np.ndarray:
+    """`_beyond` on an array (NaN is never beyond)."""
+    if margin == 0:
+        return p > 0.5 + TIE_TOL
+    return p >= 0.5 + margin - TIE_TOL
+
+
+def _add(out: dict[str, set[int]], items: Iterable[Any], responses: Iterable[Any]) -> None:
+    for item, r in zip(items, responses):
+        out.setdefault(item, set()).add(int(r))
 
 
 def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str, int],
@@ -100,8 +123,10 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
     vetoes = vetoed_responses(judgments, rules)
     inferred = infer_k(judgments) if vetoes else {}
     final, vetoed, override, conflict, low_q = [], [], [], [], []
-    for item, label, share, n in zip(decisions["item_id"], decisions["label"],
-                                     decisions["share"], decisions["n_critics"]):
+    for item, label, share, n in zip(decisions["item_id"].to_numpy(dtype=object).tolist(),
+                                     decisions["label"].to_numpy(dtype=object).tolist(),
+                                     decisions["share"].to_numpy(dtype=float).tolist(),
+                                     decisions["n_critics"].to_numpy().tolist()):
         lab: Any = label
         lq = int(n) < rules.quorum
         if lq:
@@ -138,7 +163,12 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
 def disagreement_flags(judgments: pd.DataFrame, items: Iterable[str],
                        rules: PanelRules) -> pd.DataFrame:
     """Per item: split, position_inconsistent, cycle, and the number of answering critics."""
-    items = list(items)
+    with shared_rows():
+        return _disagreement_flags(judgments, list(items), rules)
+
+
+def _disagreement_flags(judgments: pd.DataFrame, items: list[str],
+                        rules: PanelRules) -> pd.DataFrame:
     p_all = critic_p0(judgments)
     res = pd.DataFrame({"item_id": items})
     if not p_all.empty:

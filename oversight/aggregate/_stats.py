@@ -26,6 +26,7 @@ import pandas as pd
 
 from oversight.aggregate._ballots import (
     PAIRWISE_FIELDS,
+    TIE_TOL,
     _check_columns,
     is_tie,
     response_support,
@@ -57,15 +58,46 @@ def critic_verdicts(judgments: pd.DataFrame, orders: str = "all",
     if orders not in ORDERS:
         raise ValueError(f"orders={orders!r}: use one of {', '.join(ORDERS)}")
     sup = response_support(judgments, orders=orders)
-    table: dict[tuple[str, str], list[float]] = {}
-    for item, critic, r, v in zip(sup["item_id"], sup["critic"], sup["response"],
-                                  sup["support"]):
-        k = (k_of or {}).get(item, 0)
-        vals = table.setdefault((item, critic), [math.nan] * max(k, int(r) + 1))
-        if int(r) >= len(vals):
-            vals.extend([math.nan] * (int(r) + 1 - len(vals)))
-        vals[int(r)] = float(v)
-    return {key: verdict_of(vals) for key, vals in table.items()}
+    item, critic, code, _ = _verdict_columns(sup)
+    return dict(zip(zip(item.tolist(), critic.tolist()), _verdict_objects(code).tolist()))
+
+
+_TIE, _ABSTAIN = -1, -2
+
+
+def _verdict_columns(sup: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """`verdict_of` for every (item_id, critic) of a `response_support` table (sorted by
+    item, critic, response), on columns: item, critic, and the verdict as a code (response
+    index, -1 tie, -2 abstain), plus the number of pairs."""
+    if len(sup) == 0:
+        empty = np.zeros(0, dtype=object)
+        return empty, empty, np.zeros(0, dtype=np.int64), 0
+    item = sup["item_id"].to_numpy(dtype=object)
+    critic = sup["critic"].to_numpy(dtype=object)
+    response = sup["response"].to_numpy(dtype=np.int64)
+    vals = sup["support"].to_numpy(dtype=float)
+    vals = np.where(np.isnan(vals), -np.inf, vals)
+    new = np.ones(len(sup), dtype=bool)
+    new[1:] = (item[1:] != item[:-1]) | (critic[1:] != critic[:-1])
+    starts = np.flatnonzero(new)
+    group = np.cumsum(new) - 1
+    best = np.maximum.reduceat(vals, starts)
+    with np.errstate(invalid="ignore"):
+        match = np.abs(vals - best[group]) <= TIE_TOL  # -inf (no support) never matches
+    n_match = np.bincount(group[match], minlength=len(starts))
+    first = np.minimum.reduceat(np.where(match, response, np.iinfo(np.int64).max), starts)
+    code = np.where(best == -np.inf, _ABSTAIN, np.where(n_match == 1, first, _TIE))
+    return item[starts], critic[starts], code, len(starts)
+
+
+def _verdict_objects(code: np.ndarray) -> np.ndarray:
+    """Verdict codes as `verdict_of` returns them: int response, "tie" or "abstain"."""
+    out = np.empty(len(code), dtype=object)
+    out[code == _TIE] = "tie"
+    out[code == _ABSTAIN] = "abstain"
+    pick = code >= 0
+    out[pick] = code[pick].tolist()
+    return out
 
 
 def position_flips(judgments: pd.DataFrame) -> pd.DataFrame:
@@ -74,14 +106,23 @@ def position_flips(judgments: pd.DataFrame) -> pd.DataFrame:
     are responses and they differ). Score and pass/fail critics have no shown order and never
     appear. Columns: item_id, critic, forward, reverse, flip."""
     _check_columns(judgments, PAIRWISE_FIELDS)
-    fwd = critic_verdicts(judgments, "forward")
-    rev = critic_verdicts(judgments, "reverse")
-    rows = []
-    for key in sorted(set(fwd) & set(rev)):
-        a, b = fwd[key], rev[key]
-        flip = isinstance(a, int) and isinstance(b, int) and a != b
-        rows.append((key[0], key[1], a, b, flip))
-    return pd.DataFrame(rows, columns=["item_id", "critic", "forward", "reverse", "flip"])
+    fi, fc, fv, nf = _verdict_columns(response_support(judgments, orders="forward"))
+    ri, rc, rv, nr = _verdict_columns(response_support(judgments, orders="reverse"))
+    cols = ["item_id", "critic", "forward", "reverse", "flip"]
+    if not nf or not nr:
+        return pd.DataFrame([], columns=cols)
+    # one key per (item, critic) over both tables; sorted keys sort as the (item, critic) tuples
+    item_codes, items = pd.factorize(np.concatenate([fi, ri]), sort=True)
+    critic_codes, critics = pd.factorize(np.concatenate([fc, rc]), sort=True)
+    key = item_codes.astype(np.int64) * len(critics) + critic_codes
+    _, at_f, at_r = np.intersect1d(key[:nf], key[nf:], assume_unique=True,
+                                   return_indices=True)
+    if not len(at_f):
+        return pd.DataFrame([], columns=cols)
+    a, b = fv[at_f], rv[at_r]
+    return pd.DataFrame({"item_id": fi[at_f], "critic": fc[at_f],
+                         "forward": _verdict_objects(a), "reverse": _verdict_objects(b),
+                         "flip": (a >= 0) & (b >= 0) & (a != b)}, columns=cols)
 
 
 def position_flip_rates(judgments: pd.DataFrame, critics: Iterable[str] | None = None
