@@ -128,3 +128,42 @@ def test_open_run_keeps_which_critics_are_vetoes(tmp_path):
     assert run.rules.veto_critics == ("hard",)
     assert [c["veto"] for c in run.critics] == [False, True]
     assert not math.isnan(run.aggregate().decisions["p0"].iloc[0])
+
+
+def test_ds_never_labels_a_response_an_item_does_not_have():
+    """Found by the property test: Dawid-Skene's classes span the largest item, so a
+    two-response item beside three-response items got label 2 and the export crashed."""
+    from oversight import Comparison
+
+    two = Comparison("p0", ("a", "b"))
+    k1, k2 = Comparison("p1", ("a", "b", "c")), Comparison("p2", ("x", "y", "z"))
+    j = table([
+        row(two.id, "c0", "1,0", 0.0),
+        row(two.id, "c1", "1,0", 0.5),
+        row(two.id, "c2", "0,1", 0.0),
+        row(two.id, "c2", "1,0", 1.0),
+        row(k1.id, "c0", "0,1", 0.7),
+        row(k1.id, "c0", "0,2", 0.0),
+        row(k1.id, "c0", "1,0", 0.0),
+        row(k1.id, "c0", "2,1", 0.2),
+        row(k1.id, "c1", "2,0", 0.0),
+        row(k1.id, "c2", "0,1", 0.0),
+        row(k1.id, "c2", "1,2", 1.0),
+        row(k2.id, "c0", "0,1", 0.0),
+        row(k2.id, "c0", "0,2", 0.0),
+        row(k2.id, "c0", "1,0", 1.0),
+        row(k2.id, "c1", "0,1", 0.0),
+        row(k2.id, "c1", "0,2", 0.0),
+        row(k2.id, "c1", "1,0", 0.7),
+        row(k2.id, "c1", "2,0", 0.0),
+        row(k2.id, "c2", "0,1", 0.7),
+        row(k2.id, "c2", "0,2", 0.0),
+        row(k2.id, "c2", "1,2", 0.0),
+        row(k2.id, "c2", "2,0", 0.0),
+        row(k2.id, "c2", "2,1", 0.0),
+    ])
+    agg = aggregate(j, [two, k1, k2], method="ds")
+    final = agg.decisions.set_index("item_id")["final"]
+    assert final[two.id] in (0, 1, "tie", "undecided", "abstain")
+    prefs = agg.preferences([two, k1, k2])
+    assert set(prefs["chosen"]) <= {"a", "b", "c", "x", "y", "z"}

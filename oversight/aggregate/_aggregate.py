@@ -226,7 +226,7 @@ def dawid_skene(judgments: pd.DataFrame, context: AggregationContext, **options:
     from oversight.aggregate._bridges import ds_decisions
 
     options.setdefault("mode", "all")  # every critic's verdict, whatever its judging mode
-    return ds_decisions(judgments, gold=context.gold, **options)
+    return ds_decisions(judgments, gold=context.gold, k_of=context.k_of, **options)
 
 
 METHODS = tuple(available_aggregators())  # the built-ins; see available_aggregators()

@@ -27,12 +27,25 @@ def _label_from(probs: np.ndarray) -> tuple[list[Any], np.ndarray]:
 
 
 def ds_decisions(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None,
+                 k_of: Mapping[str, int] | None = None,
                  **options: Any) -> tuple[Any, pd.DataFrame]:
-    """Dawid-Skene posteriors as decisions: label = MAP response, p0 = P(response 0 best)."""
+    """Dawid-Skene posteriors as decisions: label = MAP response, p0 = P(response 0 best).
+
+    The model's classes span the largest item; `k_of` (item -> number of responses) limits
+    each item's posterior to the responses it has, renormalised, so a two-response item in a
+    run with three-response items can never be labelled response 2."""
     model = DawidSkene(**options).fit(judgments, gold=gold)
     probs = model.probas_.to_numpy(dtype=float)
     if len(probs) == 0:
         return model, pd.DataFrame(columns=["label", "p0", "margin"])
+    if k_of:
+        ks = np.array([k_of.get(i, probs.shape[1]) for i in model.probas_.index])
+        absent = np.arange(probs.shape[1])[None, :] >= ks[:, None]
+        if absent.any():
+            probs = np.where(absent, 0.0, probs)
+            total = probs.sum(axis=1, keepdims=True)
+            uniform = np.where(absent, 0.0, 1.0) / np.maximum(ks, 1)[:, None]
+            probs = np.where(total > 0, probs / np.where(total > 0, total, 1.0), uniform)
     labels, margin = _label_from(probs)
     dec = pd.DataFrame({"label": labels, "p0": probs[:, 0], "margin": margin},
                        index=model.probas_.index)
