@@ -11,11 +11,11 @@ Multi-token choices (e.g. "10") are read off the same sequence as their first to
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
-import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,18 @@ from oversight.backends._default_model import (
     default_model_override,
     is_default,
 )
+from oversight.backends._threads import ThreadTuner, available_cpus, thread_candidates
 
 
 class TransformersBackend:
     """Any Hugging Face causal LM (id or local path); `model=None` or "default" is the embedded
-    default model, `DEFAULT_MODEL` (SmolLM2-135M-Instruct, Q4_1 GGUF)."""
+    default model, `DEFAULT_MODEL` (SmolLM2-135M-Instruct, Q4_1 GGUF).
+
+    `num_threads`: torch intra-op threads on CPU. None (the default) measures: each forward
+    pass runs with all available CPUs or fewer, whichever has been fastest lately, so cores
+    shared with other processes do not stall every parallel region (`_threads.py`); the
+    counts tried and their speeds are in `thread_tuners`. An int pins the count.
+    """
 
     def __init__(self, model: str | Path | None = None, *, dtype: str = "float32",
                  device: str = "cpu", batch_tokens: int = 4096, max_batch: int = 16,
@@ -75,6 +82,9 @@ class TransformersBackend:
         self._live = model_obj is not None or tokenizer is not None
         self.load_seconds: float | None = None
         self._signature_cache: dict[str, bool] = {}
+        # one tuner per kind of forward pass ("packed", "batch", "prefix", "suffix"): their
+        # seconds per token differ, so they are not compared with each other
+        self.thread_tuners: dict[str, ThreadTuner] = {}
 
     # -- loading ---------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -105,7 +115,7 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.set_num_threads(self.num_threads or os.cpu_count() or 1)
+        torch.set_num_threads(self.num_threads or available_cpus())
         t0 = time.perf_counter()
         path: str = self._source
         if path == DEFAULT:
@@ -180,7 +190,7 @@ class TransformersBackend:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         wanted = [[width - len(s) + p for p in positions[r]] for r, s in enumerate(seqs)]
         keep, col = self._keep(wanted)
-        with torch.inference_mode():
+        with self._threads("batch", ids.numel()), torch.inference_mode():
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                 position_ids=pos.to(self.device), **keep).logits
         return [torch.log_softmax(logits[r, [col(p) for p in wanted[r]]].float(), dim=-1)
@@ -206,6 +216,29 @@ class TransformersBackend:
             params = inspect.signature(self.model.forward).parameters
             self._signature_cache[name] = name in params
         return self._signature_cache[name]
+
+    @contextlib.contextmanager
+    def _threads(self, kind: str, tokens: int) -> Iterator[None]:
+        """Run one forward pass of `tokens` tokens with the thread count its tuner chooses
+        (CPU, `num_threads=None`), record its time, and restore torch's previous count."""
+        if self.num_threads is not None or not str(self.device).startswith("cpu"):
+            yield
+            return
+        import torch
+
+        tuner = self.thread_tuners.get(kind)
+        if tuner is None:
+            tuner = self.thread_tuners[kind] = ThreadTuner(thread_candidates(available_cpus()))
+        threads = tuner.choose()
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            t0 = time.perf_counter()
+            yield
+            seconds = time.perf_counter() - t0
+        finally:
+            torch.set_num_threads(before)
+        tuner.record(threads, tokens, seconds)
 
     # -- the two calls ---------------------------------------------------------------------
     def _rows(self, seqs: list[list[int]], positions: list[list[int]]) -> list[Any]:
@@ -260,7 +293,7 @@ class TransformersBackend:
             seen[g, width - p:] = True
         pos = (seen.long().cumsum(-1) - 1).clamp(min=0)
         first = {"logits_to_keep": 1} if self._accepts("logits_to_keep") else {}
-        with torch.inference_mode():
+        with self._threads("prefix", ids.numel()), torch.inference_mode():
             out = self.model(input_ids=ids.to(self.device), attention_mask=seen.long().to(
                 self.device), position_ids=pos.to(self.device), use_cache=True, **first)
         prefix_cache = getattr(out, "cache", None) or out.past_key_values
@@ -311,7 +344,7 @@ class TransformersBackend:
                 before = config._attn_implementation
                 config._attn_implementation = _cascade.NAME
                 try:
-                    with torch.inference_mode():
+                    with self._threads("packed", len(ids)), torch.inference_mode():
                         logits = self.model(
                             input_ids=torch.tensor([ids], device=dev),
                             position_ids=torch.tensor([pos], device=dev),
@@ -378,7 +411,7 @@ class TransformersBackend:
             (k.index_select(0, owner.to(k.device)), v.index_select(0, owner.to(v.device)))
             for k, v in kv])
         kv_arg = "cache" if self._accepts("cache") else "past_key_values"
-        with torch.inference_mode():
+        with self._threads("suffix", suffix.numel()), torch.inference_mode():
             return self.model(input_ids=suffix.to(dev), attention_mask=mask,
                               position_ids=spos.to(dev), use_cache=True, **{kv_arg: cache},
                               **keep).logits
