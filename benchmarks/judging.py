@@ -72,6 +72,8 @@ def main() -> None:
                          "under the load, in one run)")
     ap.add_argument("--threads", default="auto",
                     help="torch intra-op threads: 'auto' (measured per forward) or a count")
+    ap.add_argument("--no-malloc-tuning", action="store_true",
+                    help="leave glibc malloc's thresholds alone (tune_malloc=False)")
     args = ap.parse_args()
     threads = None if args.threads == "auto" else int(args.threads)
     if threads is not None:
@@ -98,13 +100,14 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, threads: int | None, phases: list[bool], load) -> None:
-    base = TransformersBackend(num_threads=threads)
+    tune = not args.no_malloc_tuning
+    base = TransformersBackend(num_threads=threads, tune_malloc=tune)
     base.load()
     model, tok = base.model, base.tokenizer
     naive = TransformersBackend(model_obj=model, tokenizer=tok, model_id=base.model_id,
-                                prefix_sharing=False, num_threads=threads)
+                                prefix_sharing=False, num_threads=threads, tune_malloc=tune)
     shared = TransformersBackend(model_obj=model, tokenizer=tok, model_id=base.model_id,
-                                 prefix_sharing=True, num_threads=threads)
+                                 prefix_sharing=True, num_threads=threads, tune_malloc=tune)
     items = load_comparisons(args.data, limit=args.pairs)
     critics = [Critic(builtin(n), shared, principles=args.principles, swap=True)
                for n in ("harmlessness", "helpfulness", "honesty")]
@@ -114,7 +117,8 @@ def run(args: argparse.Namespace, threads: int | None, phases: list[bool], load)
     requests = [r for part in chunks for r in part]
     n = len(requests)
     print(f"{len(items)} pairs x 3 critics x {args.principles} principles x 2 orders = "
-          f"{n} judgments; threads={args.threads}", flush=True)
+          f"{n} judgments; threads={args.threads}; malloc tuning {'on' if tune else 'off'}; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}", flush=True)
 
     # Warm-up (first-call allocations), not timed.
     naive.score_choices(requests[:2])
@@ -138,7 +142,8 @@ def run(args: argparse.Namespace, threads: int | None, phases: list[bool], load)
             print(f"passes per thread count (optimized backend, cumulative): {tuned}")
         print(f"BENCH workload=judging{'_contention' if contended else ''} ours_s={ours:.3f} "
               f"baseline_s={baseline:.3f} ratio={baseline / ours:.2f} "
-              f"efficiency={floor / ours:.2f} max_abs_dp={max_dp:.2e} threads={args.threads}",
+              f"efficiency={floor / ours:.2f} max_abs_dp={max_dp:.2e} threads={args.threads} "
+              f"malloc_tuning={int(tune)}",
               flush=True)
     if len(seconds) == 2:
         (q_ours, q_base, _), (c_ours, c_base, _) = seconds[False], seconds[True]

@@ -1,13 +1,14 @@
 """Intra-op threads for CPU inference on shared cores: chosen from measured speed, not assumed.
 
 torch on Linux runs its CPU kernels in GNU OpenMP parallel regions. Every region ends at a
-barrier, so it takes as long as its slowest thread; when other processes hold the cores, one
-of the threads is often descheduled and the others spin, then sleep, waiting for it. A
+barrier, where by default a waiting thread spins before it sleeps; when other processes hold
+the cores, one thread is often descheduled and the other burns its time slices spinning. A
 forward pass is hundreds of such regions, and the packed shared-prefix path has about three
 times as many per unit of compute as the naive one (the same op count for a third of the
-tokens), so it lost most: measured on 2 shared cores, 2 threads were 2.3x slower than 1 for
-the packed path and 2.1x for the naive one, and burnt 2.8x the CPU time (benchmarks/SCALE.md,
-"Judging under contention"). On a quiet machine the same 2 threads are about 1.8x faster.
+tokens), so it lost most. Measured on 2 shared cores, 2 threads took 2.3x the wall time of 1
+for the packed path (2.1x for the naive one) and 2.8x its CPU time; on a quiet machine 2
+threads are faster (README, "Judging on shared cores"). The wait policy itself
+(OMP_WAIT_POLICY) is read once when torch loads libgomp, so a library cannot change it.
 
 No setting is right for both, and load comes and goes, so `ThreadTuner` measures: each
 forward pass runs with one of the candidate counts (all CPUs this process may use, halving
