@@ -34,7 +34,7 @@ from oversight.backends import Backend, ChatPrompt, ChoiceRequest, ChoiceResult
 from oversight.constitution import Constitution, Principle, load_constitution
 from oversight.critics import _templates as T
 from oversight.critics._judgment import JUDGMENT_COLUMNS, Judgment, Mode
-from oversight.critics._parse import normalize, parse_choice
+from oversight.critics._parse import normalize, normalize_pair, parse_choice
 from oversight.data import Comparison
 
 MODES = ("pairwise", "score", "passfail", "likelihood")
@@ -338,16 +338,33 @@ class Critic:
         template, mode, choices = self.template, self.mode, prepared.choices
         keys = tuple(json.dumps(c, ensure_ascii=False) for c in choices)
         verdict = self._verdict_columns
+        # Two choices read from log-probs (nearly every pairwise and pass/fail verdict) take
+        # a short path here that computes what `_verdict_columns` would, byte for byte; any
+        # other result (an error, text, top tokens, too little mass) goes through it.
+        pair = mode in ("pairwise", "passfail") and len(choices) == 2
+        raw_a = '{"choices": {' + keys[0] + ": " if pair else ""
+        raw_b = ", " + keys[1] + ": " if pair else ""
+        min_mass = self.min_choice_mass
         out = []
-        for i, (task, res) in enumerate(zip(prepared.tasks, results)):
-            value, status, reason, raw, mass = verdict(res, choices, keys)
+        for task, res, rationale, gen_tokens, gen_latency in zip(
+                prepared.tasks, results, prepared.rationales, prepared.gen_tokens,
+                prepared.gen_latency):
+            lp = res.logprobs
+            if pair and lp is not None and res.error is None and not res.top and len(lp) == 2:
+                (pa, pb), mass = normalize_pair(lp[0], lp[1])
+                if mass > 0.0 and not mass < min_mass:
+                    value, status, reason = float(pa), "ok", None
+                    raw = f'{raw_a}{round(pa, 6)!r}{raw_b}{round(pb, 6)!r}}}, "top": {{}}}}'
+                else:
+                    value, status, reason, raw, mass = verdict(res, choices, keys)
+            else:
+                value, status, reason, raw, mass = verdict(res, choices, keys)
             p = task.principle
             # a backend's note (a verifier's reason) is the rationale unless one was generated
-            rationale = prepared.rationales[i] if prepared.rationales[i] is not None else res.note
             out.append((task.item.id, *head, p.id, p.kind, p.weight, template, task.order,
-                        mode, value, status, reason, raw, rationale, mass,
-                        res.tokens + prepared.gen_tokens[i],
-                        res.latency_s + prepared.gen_latency[i]))
+                        mode, value, status, reason, raw,
+                        res.note if rationale is None else rationale, mass,
+                        res.tokens + gen_tokens, res.latency_s + gen_latency))
         return out
 
     def judge_tasks(self, tasks: Sequence[Task]) -> list[Judgment]:

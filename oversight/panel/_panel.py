@@ -139,7 +139,7 @@ class Panel:
                 db.put_items(items)
                 for critic in self.critics:
                     db.put_critic(critic.config())
-            total = sum(_task_count(c, it) for c in self.critics for it in items)
+            total = _task_total(self.critics, items)
             state = {"done": 0, "last_commit": time.perf_counter()}
 
             def flush() -> None:
@@ -256,11 +256,20 @@ def _young_gc(threshold: int) -> Iterator[None]:
         gc.set_threshold(*old)
 
 
-def _task_count(critic: Critic, item: Comparison) -> int:
-    p = critic.principles
-    n_p = len(critic.constitution) if p == "all" else p if isinstance(p, int) else \
-        len(critic.select_principles(item))
-    return n_p * len(critic.orders(item))
+def _task_total(critics: Sequence[Critic], items: Sequence[Comparison]) -> int:
+    """How many tasks `critic.tasks(items)` plans for all critics, counted without planning:
+    the principles per item are fixed (or k sampled) and the orders depend only on K."""
+    per_k: dict[int, int] = defaultdict(int)
+    for it in items:
+        per_k[len(it.responses)] += 1
+    total = 0
+    for critic in critics:
+        p = critic.principles
+        sampled = isinstance(p, int) and not isinstance(p, bool)
+        n_p = p if sampled else len(critic.select_principles(None))  # type: ignore[arg-type]
+        for k, n_items in per_k.items():
+            total += n_items * n_p * len(critic.orders(Comparison("", ("",) * k)))
+    return total
 
 
 def _selection(critic: Critic, items: Sequence[Comparison]) -> Selection:

@@ -36,6 +36,16 @@ INSERT_SQL = (f"INSERT INTO judgments ({_COLS}) VALUES ({_PLACEHOLDERS}) "
               f'ON CONFLICT (fingerprint, item_id, principle, "order") DO UPDATE SET '
               f"{_UPDATES} WHERE judgments.status = 'error'")
 _HELD: dict[str, int] = {}  # lock paths this process holds, with a re-entry count
+# Write-path tuning, measured on 10^6 judgment rows written 8,192 per transaction
+# (benchmarks/overhead.py): 16 KiB pages for a new store (a quarter of the B-tree pages to
+# dirty per commit; an existing store keeps its page size), a 64 MiB page cache (the primary
+# key's index is inserted in random item-id order, and at 10^6 rows it outgrows SQLite's 2 MiB
+# default, so every insert missed the cache) and a 64 MiB WAL before each automatic checkpoint
+# (the default 4 MiB checkpointed, with two fsyncs, after every large commit). Together: 24%
+# less CPU per row at 10^6 rows, and the cost per row no longer grows with the store.
+PAGE_SIZE = 16384
+CACHE_KIB = 65536
+WAL_CHECKPOINT_BYTES = 64 << 20
 
 
 def _stderr(message: str) -> None:
@@ -116,8 +126,12 @@ class JudgmentStore:
         self.path = p
         self._db = sqlite3.connect(p, timeout=timeout_s, isolation_level=None)
         self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a no-op on an existing store
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._db.execute(f"PRAGMA wal_autocheckpoint = {max(1000, WAL_CHECKPOINT_BYTES // page)}")
         self._create()
 
     def _check_version(self) -> None:
