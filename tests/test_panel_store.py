@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from oversight import Critic, FunctionBackend, JudgmentStore, Panel
+from oversight import Comparison, Critic, FunctionBackend, JudgmentStore, Panel
 from oversight.constitution import builtin
 from oversight.critics import JUDGMENT_COLUMNS
 
@@ -270,3 +270,40 @@ def test_panel_aggregator_rules_and_preferences(pairs):
     assert all(len(c) <= len(r) for c, r in zip(prefs["chosen"], prefs["rejected"]))
     by_ds = result.aggregate("vote", critic_weights="ds")
     assert len(by_ds.decisions) == 3
+
+
+def test_store_write_settings_and_an_old_page_size_store_still_resumes(tmp_path):
+    """Issue 17's write-path settings: a new store gets 16 KiB pages, a 64 MiB page cache and
+    a 64 MiB WAL between automatic checkpoints. A store made with SQLite's default 4 KiB pages
+    (every store before) keeps its page size and resumes as before."""
+    import sqlite3
+
+    from oversight.store._store import CACHE_KIB, PAGE_SIZE, WAL_CHECKPOINT_BYTES
+
+    with JudgmentStore(tmp_path / "new") as db:
+        pragma = {p: db._db.execute(f"PRAGMA {p}").fetchone()[0]
+                  for p in ("page_size", "cache_size", "wal_autocheckpoint", "journal_mode",
+                            "synchronous")}
+    assert pragma == {"page_size": 16384, "cache_size": -65536, "wal_autocheckpoint": 4096,
+                      "journal_mode": "wal", "synchronous": 1}  # 1 = NORMAL
+    assert (PAGE_SIZE, CACHE_KIB * 1024, WAL_CHECKPOINT_BYTES) == (16384, 64 << 20, 64 << 20)
+
+    old = tmp_path / "old"
+    old.mkdir()
+    con = sqlite3.connect(old / "judgments.sqlite")
+    con.execute("PRAGMA page_size = 4096")
+    con.execute("PRAGMA journal_mode = WAL")
+    con.close()
+    items = [Comparison(f"q{i}", (f"a{i}", f"b{i}")) for i in range(30)]
+    calls = []
+    panel = Panel([Critic(builtin("harmlessness"),
+                          FunctionBackend(lambda ctx: calls.append(1) or 0.25), principles=2)])
+    first = panel.judge(items[:20], store=old)
+    assert len(first) == len(calls) == 20 * 2 * 2
+    second = panel.judge(items, store=old)
+    assert len(second) == 30 * 2 * 2 and len(calls) == 30 * 2 * 2  # only the 10 new items
+    with JudgmentStore(old) as db:
+        assert db._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert db._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (64 << 20) // 4096
+        assert db.count() == 120 and db.count("ok") == 120
+        assert db._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
