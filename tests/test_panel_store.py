@@ -307,3 +307,32 @@ def test_store_write_settings_and_an_old_page_size_store_still_resumes(tmp_path)
         assert db._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (64 << 20) // 4096
         assert db.count() == 120 and db.count("ok") == 120
         assert db._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_with_a_store_items_are_judged_in_key_order_and_the_rows_are_unchanged(tmp_path):
+    """Issue 17: with a store, items are judged in item-id order (the key's order), so each
+    critic's rows are inserted in ascending key order; the rows themselves, and the result
+    read back, are those of a run without a store."""
+    import sqlite3
+
+    items = [Comparison(f"question {i}", (f"a{i}", f"b{i}")) for i in range(60)]
+    seen = []
+    panel = Panel([Critic(builtin("harmlessness"),
+                          FunctionBackend(lambda ctx: seen.append(ctx.item.id) or 0.7,
+                                          name="seven"), principles=2, name="one"),
+                   Critic(builtin("privacy"), FunctionBackend(lambda ctx: "B", name="b"),
+                          principles=1, name="two")])
+    stored = panel.judge(items, store=tmp_path / "run", batch_size=8, chunk_items=16)
+    assert seen == sorted(seen) and len(seen) == 60 * 2 * 2
+    assert [it.id for it in items] != sorted(it.id for it in items)  # the input was not
+    with sqlite3.connect(tmp_path / "run" / "judgments.sqlite") as con:
+        inserted = con.execute("SELECT critic, item_id FROM judgments ORDER BY rowid").fetchall()
+    for name in ("one", "two"):
+        ids = [i for c, i in inserted if c == name]
+        assert ids == sorted(ids) and len(set(ids)) == 60
+    plain = panel.judge(items, batch_size=8)
+    key = ["critic", "item_id", "principle", "order"]
+    a = stored.judgments.drop(columns="latency_s").sort_values(key).reset_index(drop=True)
+    b = plain.judgments.drop(columns="latency_s").sort_values(key).reset_index(drop=True)
+    assert len(a) == 60 * 2 * 2 + 60 * 2 and a.equals(b)
+    assert [it.id for it in stored.items] == [it.id for it in items]  # the items as given

@@ -36,13 +36,11 @@ INSERT_SQL = (f"INSERT INTO judgments ({_COLS}) VALUES ({_PLACEHOLDERS}) "
               f'ON CONFLICT (fingerprint, item_id, principle, "order") DO UPDATE SET '
               f"{_UPDATES} WHERE judgments.status = 'error'")
 _HELD: dict[str, int] = {}  # lock paths this process holds, with a re-entry count
-# Write-path tuning, measured on 10^6 judgment rows written 8,192 per transaction
-# (benchmarks/overhead.py): 16 KiB pages for a new store (a quarter of the B-tree pages to
-# dirty per commit; an existing store keeps its page size), a 64 MiB page cache (the primary
-# key's index is inserted in random item-id order, and at 10^6 rows it outgrows SQLite's 2 MiB
-# default, so every insert missed the cache) and a 64 MiB WAL before each automatic checkpoint
-# (the default 4 MiB checkpointed, with two fsyncs, after every large commit). Together: 24%
-# less CPU per row at 10^6 rows, and the cost per row no longer grows with the store.
+# Write-path settings, measured on 10^6 judgment rows written 8,192 per transaction (issue 17,
+# README "The data path at scale"): 16 KiB pages for a new store (an existing store keeps its
+# page size), a 64 MiB page cache (SQLite's 2 MiB default is outgrown by the key index near
+# 10^5 rows) and 64 MiB of WAL between automatic checkpoints (the default 4 MiB checkpointed,
+# with its fsyncs, after nearly every large commit). Together about a fifth less CPU per row.
 PAGE_SIZE = 16384
 CACHE_KIB = 65536
 WAL_CHECKPOINT_BYTES = 64 << 20
