@@ -40,7 +40,8 @@ _HELD: dict[str, int] = {}  # lock paths this process holds, with a re-entry cou
 # README "The data path at scale"): 16 KiB pages for a new store (an existing store keeps its
 # page size), a 64 MiB page cache (SQLite's 2 MiB default is outgrown by the key index near
 # 10^5 rows) and 64 MiB of WAL between automatic checkpoints (the default 4 MiB checkpointed,
-# with its fsyncs, after nearly every large commit). Together about a fifth less CPU per row.
+# with its fsyncs, after nearly every large commit). Rows in random key order: 22% less CPU;
+# in key order, as `Panel.judge` now writes them: 4% less CPU and about 10% less wall time.
 PAGE_SIZE = 16384
 CACHE_KIB = 65536
 WAL_CHECKPOINT_BYTES = 64 << 20
