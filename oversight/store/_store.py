@@ -36,12 +36,12 @@ INSERT_SQL = (f"INSERT INTO judgments ({_COLS}) VALUES ({_PLACEHOLDERS}) "
               f'ON CONFLICT (fingerprint, item_id, principle, "order") DO UPDATE SET '
               f"{_UPDATES} WHERE judgments.status = 'error'")
 _HELD: dict[str, int] = {}  # lock paths this process holds, with a re-entry count
-# Write-path settings, measured on 10^6 judgment rows written 8,192 per transaction (issue 17,
-# README "The data path at scale"): 16 KiB pages for a new store (an existing store keeps its
-# page size), a 64 MiB page cache (SQLite's 2 MiB default is outgrown by the key index near
-# 10^5 rows) and 64 MiB of WAL between automatic checkpoints (the default 4 MiB checkpointed,
-# with its fsyncs, after nearly every large commit). Rows in random key order: 22% less CPU;
-# in key order, as `Panel.judge` now writes them: 4% less CPU and about 10% less wall time.
+# Write-path settings (issue 17; benchmarks/store_write.py): 16 KiB pages for a new store (an
+# existing store keeps its page size), a 64 MiB page cache (SQLite's 2 MiB default is outgrown
+# by the key index near 10^5 rows) and 64 MiB of WAL between automatic checkpoints (the default
+# 4 MiB checkpointed, with its fsyncs, after nearly every large commit). On 10^6 rows written
+# 8,192 per transaction: 15% less CPU in random key order, 7% less CPU and 18% less wall time
+# in key order, as `Panel.judge` writes them now.
 PAGE_SIZE = 16384
 CACHE_KIB = 65536
 WAL_CHECKPOINT_BYTES = 64 << 20
