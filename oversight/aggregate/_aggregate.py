@@ -232,6 +232,32 @@ def dawid_skene(judgments: pd.DataFrame, context: AggregationContext, **options:
 METHODS = tuple(available_aggregators())  # the built-ins; see available_aggregators()
 
 
+# -- the working table ----------------------------------------------------------------------
+WORKING_COLUMNS = (*PAIRWISE_FIELDS, "principle_weight", "principle_kind", "model",
+                   "constitution", "constitution_hash")
+
+
+def columnar(judgments: pd.DataFrame) -> pd.DataFrame:
+    """The columns aggregation reads, each string column dictionary-encoded once (a pandas
+    categorical): every later mask, group and factorize then moves integer codes, not strings.
+    A run's table has millions of rows but a handful of distinct critics, principles, orders
+    and statuses, and each item id repeats once per judgment; filtering the full table's
+    text columns (raw output, reasons, templates) was most of the time at 10^6 judgments."""
+    cols = [c for c in WORKING_COLUMNS if c in judgments.columns]
+    out = {}
+    for c in cols:
+        s = judgments[c]
+        if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+            codes, uniques = pd.factorize(s, sort=True)
+            # categories as plain objects: turning codes back into values (masks, isin, the
+            # output frames) is then a numpy take, not an Arrow round trip
+            cats = pd.Index(np.asarray(uniques, dtype=object), dtype=object)
+            out[c] = pd.Categorical.from_codes(codes, categories=cats)
+        else:
+            out[c] = s
+    return pd.DataFrame(out, index=judgments.index)
+
+
 # -- input checks -------------------------------------------------------------------------
 def _bad_row(judgments: pd.DataFrame, mask: Any, what: str) -> AggregationInputError:
     r = judgments[mask].iloc[0]
@@ -324,7 +350,7 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     in `Aggregation.calibration`.
     """
     with shared_rows():  # the vote, flags and rules read one set of pairwise rows
-        return _aggregate(judgments, items, method=method, rules=rules,
+        return _aggregate(columnar(judgments), items, method=method, rules=rules,
                           critic_weights=critic_weights, gold=gold, calibrate=calibrate,
                           calibrate_share=calibrate_share, **options)
 

@@ -101,7 +101,8 @@ def _pairwise_rows(judgments: pd.DataFrame) -> pd.DataFrame:
 def _column(s: pd.Series) -> Any:
     """A column's values for a new frame: a string column as its own (Arrow) array, which a
     new frame takes as is, rather than as objects that it would convert back one by one."""
-    return s.array if isinstance(s.dtype, pd.StringDtype) else s.to_numpy()
+    return s.array if isinstance(s.dtype, (pd.StringDtype, pd.CategoricalDtype)) \
+        else s.to_numpy()
 
 
 def _shown_pairs(order: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +112,13 @@ def _shown_pairs(order: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     parsed = np.array([[int(x) for x in str(u).split(",")][:2] for u in uniques],
                       dtype=np.int64).reshape(-1, 2)
     return parsed[codes, 0], parsed[codes, 1]
+
+
+def _shown_index(order: pd.Series) -> np.ndarray:
+    """The response index of each single-response order string ("2"), parsing each distinct
+    string once."""
+    codes, uniques = pd.factorize(order)
+    return np.array([int(u) for u in uniques], dtype=np.int64)[codes]
 
 
 def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", "critic"),
@@ -146,7 +154,7 @@ def _response_support(judgments: pd.DataFrame, by: tuple[str, ...], orders: str
         parts.append(pd.DataFrame({
             "item_id": _column(point["item_id"]), "critic": _column(point["critic"]),
             "principle": _column(point["principle"]),
-            "response": point["order"].astype(int).to_numpy(),
+            "response": _shown_index(point["order"]),
             "s": point["value"].astype(float).to_numpy(),
             "weight": np.asarray(weight, dtype=float) * np.ones(len(point))}))
     cols = [*by, "response", "support", "n"]
@@ -163,13 +171,13 @@ def _grouped_support(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     combined = np.zeros(len(rows), dtype=np.int64)
     levels = []
     for k in keys:
-        codes, uniques = pd.factorize(rows[k], sort=True)
+        codes, uniques = sorted_codes(rows[k])
         if (codes < 0).any():  # a missing key: groupby drops those rows
             keep = codes >= 0
             return _grouped_support(rows[keep].reset_index(drop=True), keys)
-        combined = combined * len(uniques) + codes
+        combined = combined * max(len(uniques), 1) + codes
         levels.append(uniques)
-    uniq, inverse = np.unique(combined, return_inverse=True)
+    uniq, inverse = dense_rank(combined)
     ws = rows["s"].to_numpy(dtype=float) * rows["weight"].to_numpy(dtype=float)
     ws_sum = np.bincount(inverse, weights=ws, minlength=len(uniq))
     w_sum = np.bincount(inverse, weights=rows["weight"].to_numpy(dtype=float),
@@ -177,9 +185,8 @@ def _grouped_support(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     out: dict[str, Any] = {}
     rest = uniq
     for k, uniques in zip(reversed(keys), reversed(levels)):
-        out[k] = (uniques.take(rest % len(uniques)).array
-                  if isinstance(uniques.dtype, pd.StringDtype)  # no round trip via objects
-                  else np.asarray(uniques)[rest % len(uniques)])
+        out[k] = (uniques.take(rest % len(uniques))
+                  if isinstance(uniques, pd.Categorical) else uniques[rest % len(uniques)])
         rest = rest // len(uniques)
     with np.errstate(invalid="ignore", divide="ignore"):
         support = ws_sum / w_sum
@@ -187,6 +194,62 @@ def _grouped_support(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     frame["support"] = support
     frame["n"] = np.bincount(inverse, minlength=len(uniq)).astype(np.int64)
     return frame
+
+
+def sorted_codes(values: Any) -> tuple[np.ndarray, Any]:
+    """(codes, sorted distinct values) as `pd.factorize(values, sort=True)` gives them, missing
+    values coded -1, without hashing where the values already are codes: a categorical's own
+    codes are remapped through its (few) categories, and small non-negative integers (response
+    indices) are ranked with one `np.bincount`."""
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        cat = values.array if isinstance(values, pd.Series) else values
+        raw = np.asarray(cat.codes, dtype=np.int64)
+        cats = cat.categories
+        present = np.bincount(raw[raw >= 0], minlength=len(cats)) > 0
+        order = np.argsort(np.asarray(cats, dtype=object).astype(str), kind="stable") \
+            if not cats.is_monotonic_increasing else np.arange(len(cats))
+        order = order[present[order]]
+        rank = np.full(len(cats) + 1, -1, dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        # the distinct values as a categorical of the same categories, so that every table
+        # derived from the working table shares its codes
+        return rank[raw], pd.Categorical.from_codes(order, dtype=cat.dtype)
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu" and len(arr) and arr.min() >= 0 and arr.max() < 4 * len(arr) + 64:
+        present = np.bincount(arr) > 0
+        rank = np.cumsum(present) - 1
+        return rank[arr].astype(np.int64), np.flatnonzero(present)
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.asarray(codes, dtype=np.int64), np.asarray(uniques)
+
+
+def codes_of(values: pd.Series) -> np.ndarray:
+    """Integer codes that are equal exactly where the values are (missing: -1); a
+    categorical's own codes, no hashing."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return np.asarray(values.cat.codes, dtype=np.int64)
+    return np.asarray(pd.factorize(values)[0], dtype=np.int64)
+
+
+def item_positions(values: Any, index: pd.Index) -> np.ndarray:
+    """Position of each value in `index` (-1 where absent): a categorical's (few) categories
+    are looked up once and its codes map through them."""
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        cat = values.array if isinstance(values, pd.Series) else values
+        at = np.append(index.get_indexer(cat.categories), -1)  # code -1 (missing) -> -1
+        return at[np.asarray(cat.codes, dtype=np.int64)]
+    return np.asarray(index.get_indexer(values), dtype=np.int64)
+
+
+def dense_rank(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(key, return_inverse=True)` for non-negative int64 keys; when the key range
+    is not much larger than the array, by counting instead of sorting."""
+    if len(key) and key.min() >= 0 and key.max() < 4 * len(key) + 64:
+        present = np.bincount(key) > 0
+        rank = np.cumsum(present) - 1
+        return np.flatnonzero(present), rank[key]
+    uniq, inverse = np.unique(key, return_inverse=True)
+    return uniq, inverse.reshape(-1)
 
 
 def critic_p0(judgments: pd.DataFrame, orders: str = "all",

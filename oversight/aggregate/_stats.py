@@ -28,6 +28,7 @@ from oversight.aggregate._ballots import (
     PAIRWISE_FIELDS,
     TIE_TOL,
     _check_columns,
+    codes_of,
     is_tie,
     response_support,
 )
@@ -72,13 +73,12 @@ def _verdict_columns(sup: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     if len(sup) == 0:
         empty = np.zeros(0, dtype=object)
         return empty, empty, np.zeros(0, dtype=np.int64), 0
-    item = sup["item_id"].to_numpy(dtype=object)
-    critic = sup["critic"].to_numpy(dtype=object)
+    item_codes, critic_codes = codes_of(sup["item_id"]), codes_of(sup["critic"])
     response = sup["response"].to_numpy(dtype=np.int64)
     vals = sup["support"].to_numpy(dtype=float)
     vals = np.where(np.isnan(vals), -np.inf, vals)
     new = np.ones(len(sup), dtype=bool)
-    new[1:] = (item[1:] != item[:-1]) | (critic[1:] != critic[:-1])
+    new[1:] = (item_codes[1:] != item_codes[:-1]) | (critic_codes[1:] != critic_codes[:-1])
     starts = np.flatnonzero(new)
     group = np.cumsum(new) - 1
     best = np.maximum.reduceat(vals, starts)
@@ -87,7 +87,9 @@ def _verdict_columns(sup: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     n_match = np.bincount(group[match], minlength=len(starts))
     first = np.minimum.reduceat(np.where(match, response, np.iinfo(np.int64).max), starts)
     code = np.where(best == -np.inf, _ABSTAIN, np.where(n_match == 1, first, _TIE))
-    return item[starts], critic[starts], code, len(starts)
+    item = sup["item_id"].iloc[starts].to_numpy(dtype=object)
+    critic = sup["critic"].iloc[starts].to_numpy(dtype=object)
+    return item, critic, code, len(starts)
 
 
 def _verdict_objects(code: np.ndarray) -> np.ndarray:
