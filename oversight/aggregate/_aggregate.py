@@ -36,7 +36,13 @@ from oversight.aggregate._registry import (
     check_options,
     register_aggregator,
 )
-from oversight.aggregate._rules import PanelRules, apply_rules, disagreement_flags, infer_k
+from oversight.aggregate._rules import (
+    PanelRules,
+    _is_response,
+    apply_rules,
+    disagreement_flags,
+    infer_k,
+)
 from oversight.aggregate._vote import Vote
 from oversight.data import Comparison
 from oversight.errors import AggregationInputError
@@ -321,6 +327,15 @@ def check_weights(weights: Mapping[str, float], critics: Sequence[str]) -> dict[
     return out
 
 
+def _present(values: pd.Series) -> pd.Index:
+    """The distinct values of a column: of a categorical, the categories some row uses."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = np.asarray(values.cat.codes)
+        used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
+        return values.cat.categories[used]
+    return pd.Index(pd.unique(values))
+
+
 def _decision_frame(out: Any) -> tuple[Any, pd.DataFrame]:
     model, dec = out if isinstance(out, tuple) else (None, out)
     if not isinstance(dec, pd.DataFrame):
@@ -400,24 +415,28 @@ def _aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None, *, m
     # labels as objects before reindexing: a missing item must not turn response 0 into 0.0
     dec["label"] = pd.Series([int(v) if isinstance(v, (int, np.integer)) else v
                               for v in dec["label"]], index=dec.index, dtype=object)
-    dec = dec.reindex(item_ids)
-    no_evidence = ~dec.index.isin(pd.unique(ok["item_id"]))
+    index = pd.Index(item_ids, dtype=object)
+    dec = dec.reindex(index)
+    no_evidence = ~index.isin(_present(ok["item_id"]))
     dec["label"] = dec["label"].astype(object).where(dec["label"].notna() & ~no_evidence,
                                                      "abstain")
     dec.loc[no_evidence, "p0"] = np.nan
     dec.loc[no_evidence, "margin"] = 0.0
     n_ballots = vres["n_ballots"] if len(vres) else pd.Series(dtype=float)
-    dec["n_critics"] = n_ballots.reindex(dec.index).fillna(0).astype(int)
-    dec = dec.reset_index().rename(columns={"index": "item_id"})
+    dec["n_critics"] = n_ballots.reindex(index).fillna(0).to_numpy().astype(int)
+    dec = dec.reset_index(drop=True)
+    dec.insert(0, "item_id", index.to_numpy())
+    # the flags come one row per item id, in the same order: joined by position
     flags = disagreement_flags(judgments, item_ids, rules)
-    dec = dec.merge(flags, on="item_id", how="left")
+    for col in flags.columns.drop("item_id"):
+        dec[col] = flags[col].to_numpy()
     dec["margin"] = dec["margin"].astype(float).fillna(0.0)
     dec["share"] = dec["share"].astype(float).fillna(0.0)
     dec["entropy"] = dec["entropy"].astype(float)
     dec["p0"] = dec["p0"].astype(float)
     dec = apply_rules(dec, judgments, k_of, rules)
-    decided = dec["final"].map(lambda v: isinstance(v, (int, np.integer)))
-    dec["undecided"] = (dec["label"].isin(UNDECIDED) & ~decided).astype(bool)
+    decided = _is_response(dec["final"].to_numpy(dtype=object))
+    dec["undecided"] = (dec["label"].isin(UNDECIDED).to_numpy() & ~decided).astype(bool)
     cols = ["item_id", "final", "label", "p0", "margin", "share", "entropy", "n_critics",
             *FLAG_COLUMNS, "veto_override", "vetoed", "n_position_flips", "critic_p0_std"]
     modes = ok.drop_duplicates("critic").set_index("critic")["mode"]

@@ -221,9 +221,12 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
         final[mine] = new_lab
         conflict[mine] = contested
         override[mine] = (single & ~(is_resp & (lab_int == only))) | kway_vetoed
-        patterns = [np.flatnonzero(row).tolist() for row in vmat]
-        for i, row in zip(np.flatnonzero(mine).tolist(), r.tolist()):
-            vetoed[i] = list(patterns[row])
+        # each distinct set of vetoed responses is listed once (an item has a handful of
+        # responses, so a run has few such sets); every decision gets its own copy
+        kinds, kind_of = np.unique(vmat, axis=0, return_inverse=True)
+        patterns = [np.flatnonzero(row).tolist() for row in kinds]
+        for i, kind in zip(np.flatnonzero(mine).tolist(), kind_of.reshape(-1)[r].tolist()):
+            vetoed[i] = list(patterns[kind])
     out = decisions.copy()
     out["final"] = final
     out["vetoed"] = vetoed
