@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import PAIRWISE_FIELDS, shared_rows
+from oversight.aggregate._ballots import PAIRWISE_FIELDS, columnar, shared_rows
 from oversight.aggregate._conservative import Conservative
 from oversight.aggregate._registry import (
     AggregationContext,
@@ -236,32 +236,6 @@ def dawid_skene(judgments: pd.DataFrame, context: AggregationContext, **options:
 
 
 METHODS = tuple(available_aggregators())  # the built-ins; see available_aggregators()
-
-
-# -- the working table ----------------------------------------------------------------------
-WORKING_COLUMNS = (*PAIRWISE_FIELDS, "principle_weight", "principle_kind", "model",
-                   "constitution", "constitution_hash")
-
-
-def columnar(judgments: pd.DataFrame) -> pd.DataFrame:
-    """The columns aggregation reads, each string column dictionary-encoded once (a pandas
-    categorical): every later mask, group and factorize then moves integer codes, not strings.
-    A run's table has millions of rows but a handful of distinct critics, principles, orders
-    and statuses, and each item id repeats once per judgment; filtering the full table's
-    text columns (raw output, reasons, templates) was most of the time at 10^6 judgments."""
-    cols = [c for c in WORKING_COLUMNS if c in judgments.columns]
-    out = {}
-    for c in cols:
-        s = judgments[c]
-        if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
-            codes, uniques = pd.factorize(s, sort=True)
-            # categories as plain objects: turning codes back into values (masks, isin, the
-            # output frames) is then a numpy take, not an Arrow round trip
-            cats = pd.Index(np.asarray(uniques, dtype=object), dtype=object)
-            out[c] = pd.Categorical.from_codes(codes, categories=cats)
-        else:
-            out[c] = s
-    return pd.DataFrame(out, index=judgments.index)
 
 
 # -- input checks -------------------------------------------------------------------------

@@ -55,6 +55,35 @@ def _memoized(key: tuple[Any, ...], judgments: pd.DataFrame,
     return out
 
 
+WORKING_COLUMNS = (*PAIRWISE_FIELDS, "principle_weight", "principle_kind", "model",
+                   "constitution", "constitution_hash")
+
+
+def columnar(judgments: pd.DataFrame) -> pd.DataFrame:
+    """The columns aggregation reads, each string column dictionary-encoded once (a pandas
+    categorical): every later mask, group and factorize then moves integer codes, not strings.
+    A run's table has millions of rows but a handful of distinct critics, principles, orders
+    and statuses, and each item id repeats once per judgment; filtering the full table's
+    text columns (raw output, reasons, templates) was most of the time at 10^6 judgments.
+    A table that is already the working table is returned as is."""
+    cols = [c for c in WORKING_COLUMNS if c in judgments.columns]
+    encode = [c for c in cols if judgments[c].dtype == object
+              or isinstance(judgments[c].dtype, pd.StringDtype)]
+    if not encode and len(cols) == len(judgments.columns):
+        return judgments
+    out = {}
+    for c in cols:
+        if c in encode:
+            codes, uniques = pd.factorize(judgments[c])
+            # categories as plain objects: turning codes back into values (masks, isin, the
+            # output frames) is then a numpy take, not an Arrow round trip
+            cats = pd.Index(np.asarray(uniques, dtype=object), dtype=object)
+            out[c] = pd.Categorical.from_codes(codes, categories=cats)
+        else:
+            out[c] = judgments[c]
+    return pd.DataFrame(out, index=judgments.index)
+
+
 def is_tie(a: Any, b: Any = 0.0) -> Any:
     """True where `a` and `b` are equal within `TIE_TOL` (scalars or arrays)."""
     out = np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) <= TIE_TOL
@@ -139,58 +168,80 @@ def _response_support(judgments: pd.DataFrame, by: tuple[str, ...], orders: str
     _check_columns(judgments, PAIRWISE_FIELDS)
     pw = pairwise_rows(judgments)
     if orders != "all":
-        pw = pw[pw["forward"] == (orders == "forward")]
-    parts = []
+        pw = pw[pw["forward"].to_numpy() == (orders == "forward")]
+    # every row's (by..., response, support s, weight), gathered as columns: a pairwise row
+    # supports its first-shown response with p_ab and the other with 1 - p_ab
+    keys: dict[str, list[Any]] = {k: [] for k in by}
+    response: list[np.ndarray] = []
+    s: list[np.ndarray] = []
+    w: list[np.ndarray] = []
     if not pw.empty:
-        win = pw.assign(response=pw["a"], s=pw["p_ab"])
-        lose = pw.assign(response=pw["b"], s=1.0 - pw["p_ab"])
-        parts += [win, lose]
-    cols = [*PAIRWISE_FIELDS, *(["principle_weight"] if "principle_weight" in judgments else [])]
-    point = judgments[cols]
-    point = point[(point["status"] == "ok") & (point["mode"] != "pairwise")
-                  & point["value"].notna()]
-    if not point.empty and orders == "all":
-        weight = point["principle_weight"] if "principle_weight" in point else 1.0
-        parts.append(pd.DataFrame({
-            "item_id": _column(point["item_id"]), "critic": _column(point["critic"]),
-            "principle": _column(point["principle"]),
-            "response": _shown_index(point["order"]),
-            "s": point["value"].astype(float).to_numpy(),
-            "weight": np.asarray(weight, dtype=float) * np.ones(len(point))}))
-    cols = [*by, "response", "support", "n"]
-    if not parts:
-        return pd.DataFrame(columns=cols)
-    rows = pd.concat(parts, ignore_index=True)
-    return _grouped_support(rows, [*by, "response"])
+        for k in by:
+            keys[k] += [pw[k], pw[k]]
+        p = pw["p_ab"].to_numpy(dtype=float)
+        weight = pw["weight"].to_numpy(dtype=float)
+        response += [pw["a"].to_numpy(dtype=np.int64), pw["b"].to_numpy(dtype=np.int64)]
+        s += [p, 1.0 - p]
+        w += [weight, weight]
+    if orders == "all":
+        cols = [*PAIRWISE_FIELDS, *(["principle_weight"] if "principle_weight" in judgments
+                                    else [])]
+        point = judgments[cols]
+        point = point[((point["status"] == "ok") & (point["mode"] != "pairwise")
+                       & point["value"].notna()).to_numpy()]
+        if not point.empty:
+            for k in by:
+                keys[k].append(point[k])
+            response.append(_shown_index(point["order"]))
+            s.append(point["value"].to_numpy(dtype=float))
+            w.append(point["principle_weight"].to_numpy(dtype=float)
+                     if "principle_weight" in point else np.ones(len(point)))
+    if not response:
+        return pd.DataFrame(columns=[*by, "response", "support", "n"])
+    return _grouped_support({k: _concat(v) for k, v in keys.items()}, np.concatenate(response),
+                            np.concatenate(s), np.concatenate(w))
 
 
-def _grouped_support(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """sum(s * weight) / sum(weight) and the row count per distinct `keys`, sorted by them
-    (what `groupby(keys, sort=True)` gives), on integer codes: each key column is factorized
-    once, the codes combine into one int64 key, and the sums are `np.bincount`s."""
-    combined = np.zeros(len(rows), dtype=np.int64)
+def _concat(parts: list[pd.Series]) -> Any:
+    """One column from several: categoricals of one dtype by their codes, others by pandas."""
+    dtype = parts[0].dtype
+    if isinstance(dtype, pd.CategoricalDtype) and all(p.dtype == dtype for p in parts):
+        return pd.Categorical.from_codes(np.concatenate([p.cat.codes for p in parts]),
+                                         dtype=dtype)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _grouped_support(keys: dict[str, Any], response: np.ndarray, s: np.ndarray,
+                     weight: np.ndarray) -> pd.DataFrame:
+    """sum(s * weight) / sum(weight) and the row count per distinct (keys..., response),
+    sorted by them (what `groupby(keys, sort=True)` gives), on integer codes: each key column
+    is factorized once (a categorical's codes are reused), the codes combine into one int64
+    key, and the sums are `np.bincount`s. Rows with a missing key are left out, as groupby
+    leaves them out."""
+    columns = {**keys, "response": response}
+    combined = np.zeros(len(response), dtype=np.int64)
+    keep = np.ones(len(response), dtype=bool)
     levels = []
-    for k in keys:
-        codes, uniques = sorted_codes(rows[k])
-        if (codes < 0).any():  # a missing key: groupby drops those rows
-            keep = codes >= 0
-            return _grouped_support(rows[keep].reset_index(drop=True), keys)
-        combined = combined * max(len(uniques), 1) + codes
+    for values in columns.values():
+        codes, uniques = sorted_codes(values)
+        keep &= codes >= 0
+        combined = combined * max(len(uniques), 1) + np.maximum(codes, 0)
         levels.append(uniques)
+    if not keep.all():
+        combined, s, weight = combined[keep], s[keep], weight[keep]
     uniq, inverse = dense_rank(combined)
-    ws = rows["s"].to_numpy(dtype=float) * rows["weight"].to_numpy(dtype=float)
-    ws_sum = np.bincount(inverse, weights=ws, minlength=len(uniq))
-    w_sum = np.bincount(inverse, weights=rows["weight"].to_numpy(dtype=float),
-                        minlength=len(uniq))
+    ws_sum = np.bincount(inverse, weights=s * weight, minlength=len(uniq))
+    w_sum = np.bincount(inverse, weights=weight, minlength=len(uniq))
     out: dict[str, Any] = {}
     rest = uniq
-    for k, uniques in zip(reversed(keys), reversed(levels)):
-        out[k] = (uniques.take(rest % len(uniques))
-                  if isinstance(uniques, pd.Categorical) else uniques[rest % len(uniques)])
-        rest = rest // len(uniques)
+    for k, uniques in zip(reversed(list(columns)), reversed(levels)):
+        n = max(len(uniques), 1)
+        out[k] = uniques.take(rest % n)  # a string column stays strings, a categorical one
+        # keeps its categories (and the working table's codes)
+        rest = rest // n
     with np.errstate(invalid="ignore", divide="ignore"):
         support = ws_sum / w_sum
-    frame = pd.DataFrame({k: out[k] for k in keys})
+    frame = pd.DataFrame({k: out[k] for k in columns})
     frame["support"] = support
     frame["n"] = np.bincount(inverse, minlength=len(uniq)).astype(np.int64)
     return frame
@@ -220,7 +271,7 @@ def sorted_codes(values: Any) -> tuple[np.ndarray, Any]:
         rank = np.cumsum(present) - 1
         return rank[arr].astype(np.int64), np.flatnonzero(present)
     codes, uniques = pd.factorize(values, sort=True)
-    return np.asarray(codes, dtype=np.int64), np.asarray(uniques)
+    return np.asarray(codes, dtype=np.int64), uniques
 
 
 def codes_of(values: pd.Series) -> np.ndarray:

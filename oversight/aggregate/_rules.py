@@ -21,6 +21,7 @@ import pandas as pd
 from oversight.aggregate._ballots import (
     TIE_TOL,
     codes_of,
+    columnar,
     dense_rank,
     item_positions,
     pairwise_rows,
@@ -240,7 +241,7 @@ def disagreement_flags(judgments: pd.DataFrame, items: Iterable[str],
                        rules: PanelRules) -> pd.DataFrame:
     """Per item: split, position_inconsistent, cycle, and the number of answering critics."""
     with shared_rows():
-        return _disagreement_flags(judgments, list(items), rules)
+        return _disagreement_flags(columnar(judgments), list(items), rules)
 
 
 def _disagreement_flags(judgments: pd.DataFrame, items: list[str],

@@ -17,6 +17,7 @@ from oversight.aggregate._ballots import (
     TIE_TOL,
     codes_of,
     is_tie,
+    item_positions,
     response_support,
     sorted_codes,
 )
@@ -133,7 +134,8 @@ class Vote:
 
     def fit(self, judgments: pd.DataFrame) -> Vote:
         b = ballots(judgments, self.unit)
-        items = pd.Index(pd.unique(judgments["item_id"]), name="item_id")
+        items = pd.Index(np.asarray(pd.unique(judgments["item_id"]), dtype=object),
+                         dtype=object, name="item_id")
         self.ballots_ = b
         if self.weighted:
             w = b["critic"].map(lambda c: float(self.critic_weights.get(c, 1.0))).to_numpy()
@@ -144,7 +146,7 @@ class Vote:
                                    ).to_numpy(dtype=float)
         else:
             w = np.ones(len(b))
-        group = items.get_indexer(b["item_id"]) if len(b) else np.zeros(0, dtype=int)
+        group = item_positions(b["item_id"], items) if len(b) else np.zeros(0, dtype=int)
         n_classes = max(2, int(b["vote"].max()) + 1 if len(b) else 2)
         t = tally(group, b["vote"].to_numpy(dtype=int), w, len(items), n_classes)
         n_ballots = np.bincount(group, minlength=len(items)) if len(b) else np.zeros(len(items))
