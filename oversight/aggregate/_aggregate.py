@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import PAIRWISE_FIELDS, columnar, shared_rows
+from oversight.aggregate._ballots import PAIRWISE_FIELDS, columnar, shared_rows, sorted_codes
 from oversight.aggregate._conservative import Conservative
 from oversight.aggregate._registry import (
     AggregationContext,
@@ -123,71 +123,63 @@ class Aggregation:
         return pd.DataFrame(rows)
 
 
+PROVENANCE_FIELDS = ("critic", "principle", "model", "constitution", "constitution_hash")
+
+
 def _provenance(judgments: pd.DataFrame) -> pd.DataFrame:
     """Per item (sorted by id): the sorted, comma-joined distinct critics, models,
-    critic:principle pairs and constitution@hash of its ok judgments, and their count."""
-    ok = judgments[judgments["status"] == "ok"]
+    critic:principle pairs and constitution@hash of its ok judgments, and their count.
+
+    On codes: a run has a handful of distinct (critic, principle, model, constitution, hash)
+    sources, so each item's set of sources is one bit mask (one pass over the rows), and each
+    distinct mask is turned into text once."""
+    ok = judgments[(judgments["status"] == "ok").to_numpy()]
     if ok.empty:
         return pd.DataFrame(columns=["item_id"])
-    item_codes, item_ids = pd.factorize(ok["item_id"].to_numpy(dtype=object), sort=True)
+    item_codes, item_ids = sorted_codes(ok["item_id"])
+    item_ids = np.asarray(item_ids, dtype=object)
     n = len(item_ids)
-    out = {"item_id": item_ids,
-           "critics": _joined_sets(item_codes, n, *_text_codes(ok, ("critic",), "")),
-           "models": _joined_sets(item_codes, n, *_text_codes(ok, ("model",), "")),
-           "principles": _joined_sets(item_codes, n,
-                                      *_text_codes(ok, ("critic", "principle"), ":")),
-           "constitutions": _joined_sets(
-               item_codes, n, *_text_codes(ok, ("constitution", "constitution_hash"), "@")),
-           "n_judgments": np.bincount(item_codes, minlength=n)}
+    source, sources = _sources(ok)
+    texts = {"critics": [str(c) for c in sources["critic"]],
+             "models": [str(m) for m in sources["model"]],
+             "principles": [f"{c}:{p}" for c, p in zip(sources["critic"], sources["principle"])],
+             "constitutions": [f"{c}@{h}" for c, h in zip(sources["constitution"],
+                                                          sources["constitution_hash"])]}
+    out: dict[str, Any] = {"item_id": item_ids}
+    if len(sources) <= 62:
+        masks = np.zeros(n, dtype=np.int64)
+        np.bitwise_or.at(masks, item_codes, np.left_shift(np.int64(1), source))
+        distinct, inverse = np.unique(masks, return_inverse=True)
+        members = [[b for b in range(len(sources)) if (int(m) >> b) & 1] for m in distinct]
+        for name, text in texts.items():
+            joined = [",".join(sorted({text[b] for b in bits})) for bits in members]
+            out[name] = np.array(joined, dtype=object)[inverse.reshape(-1)]
+    else:  # too many sources for a mask: join per item
+        for name, text in texts.items():
+            frame = pd.DataFrame({"i": item_codes, "v": np.array(text, dtype=object)[source]})
+            frame = frame.drop_duplicates().sort_values(["i", "v"])
+            joined = frame.groupby("i", sort=True)["v"].agg(",".join)
+            out[name] = joined.reindex(range(n)).to_numpy(dtype=object)
+    out["n_judgments"] = np.bincount(item_codes, minlength=n)
     return pd.DataFrame(out)
 
 
-def _text_codes(frame: pd.DataFrame, cols: tuple[str, ...], sep: str
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """sep.join(str(value) of each column) per row, as codes into the sorted distinct strings:
-    the columns are factorized and only their distinct combinations are turned into text."""
-    key = np.zeros(len(frame), dtype=np.int64)
+def _sources(ok: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each row's source: a code into the distinct combinations of `PROVENANCE_FIELDS`
+    (a missing value reads "nan", as str() of it did)."""
+    key = np.zeros(len(ok), dtype=np.int64)
     parts = []
-    for col in cols:
-        codes, uniques = pd.factorize(frame[col], use_na_sentinel=False)
-        key = key * len(uniques) + codes
-        # the text of each distinct value, as str() of its object (a missing one reads "nan")
+    for col in PROVENANCE_FIELDS:
+        codes, uniques = pd.factorize(ok[col], use_na_sentinel=False)
+        key = key * max(len(uniques), 1) + codes
         parts.append(pd.Series(uniques).to_numpy(dtype=object).astype(str))
     combo, combos = pd.factorize(key)
-    text = np.empty(len(combos), dtype=object)
     rest = np.asarray(combos, dtype=np.int64).copy()
-    pieces = []
-    for part in reversed(parts):
-        pieces.append(part[rest % len(part)])
+    values = {}
+    for col, part in zip(reversed(PROVENANCE_FIELDS), reversed(parts)):
+        values[col] = part[rest % len(part)]
         rest //= len(part)
-    text[:] = [sep.join(map(str, p)) for p in zip(*reversed(pieces))]
-    order = np.argsort(text.astype(str), kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    sorted_text = text[order]
-    # equal strings from different combinations (e.g. "a:b" + "c" vs "a" + "b:c") share a code
-    distinct, first = np.unique(sorted_text.astype(str), return_index=True)
-    code_of_rank = np.searchsorted(distinct, sorted_text.astype(str))
-    return code_of_rank[rank[combo]], distinct.astype(object)
-
-
-def _joined_sets(item_codes: np.ndarray, n_items: int, value_codes: np.ndarray,
-                 uniques: np.ndarray) -> np.ndarray:
-    """Per item: ",".join(sorted(set(values of the item))), on columns (`value_codes` index the
-    sorted distinct values `uniques`). Each distinct set is joined once: an item's set is a bit
-    mask over the distinct values."""
-    if len(uniques) > 62:  # too many distinct values for a mask: join per item
-        values = np.asarray(uniques, dtype=object)[value_codes]
-        frame = pd.DataFrame({"i": item_codes, "v": values}).drop_duplicates()
-        frame = frame.sort_values(["i", "v"])
-        joined = frame.groupby("i", sort=True)["v"].agg(",".join)
-        return joined.reindex(range(n_items)).to_numpy(dtype=object)
-    masks = np.zeros(n_items, dtype=np.int64)
-    np.bitwise_or.at(masks, item_codes, np.left_shift(np.int64(1), value_codes.astype(np.int64)))
-    distinct, inverse = np.unique(masks, return_inverse=True)
-    names = [",".join(str(uniques[b]) for b in range(len(uniques)) if (int(m) >> b) & 1)
-             for m in distinct]
-    return np.array(names, dtype=object)[inverse]
+    return np.asarray(combo, dtype=np.int64), pd.DataFrame(values)[list(PROVENANCE_FIELDS)]
 
 
 # -- built-in aggregators ------------------------------------------------------------------

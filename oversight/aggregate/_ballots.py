@@ -74,7 +74,9 @@ def columnar(judgments: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for c in cols:
         if c in encode:
-            codes, uniques = pd.factorize(judgments[c])
+            # sorted categories: code order is value order, so the grouped tables come out
+            # sorted with no string sort of their own
+            codes, uniques = pd.factorize(judgments[c], sort=True)
             # categories as plain objects: turning codes back into values (masks, isin, the
             # output frames) is then a numpy take, not an Arrow round trip
             cats = pd.Index(np.asarray(uniques, dtype=object), dtype=object)

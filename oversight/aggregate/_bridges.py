@@ -39,7 +39,8 @@ def ds_decisions(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None,
     if len(probs) == 0:
         return model, pd.DataFrame(columns=["label", "p0", "margin"])
     if k_of:
-        ks = np.array([k_of.get(i, probs.shape[1]) for i in model.probas_.index])
+        ks = pd.Series(k_of, dtype=float).reindex(model.probas_.index) \
+            .fillna(probs.shape[1]).to_numpy(dtype=np.int64)
         absent = np.arange(probs.shape[1])[None, :] >= ks[:, None]
         if absent.any():
             probs = np.where(absent, 0.0, probs)

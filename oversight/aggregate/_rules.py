@@ -191,8 +191,9 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
         # the veto stage on a [distinct item, response] matrix of vetoed responses
         at, resp = at[hit], veto_responses[hit]
         touched = np.unique(at)
-        inferred = infer_k(judgments)
-        k = np.array([k_of.get(i) or inferred.get(i, 2) for i in distinct[touched].tolist()],
+        names = distinct[touched].tolist()
+        inferred = {} if all(k_of.get(i) for i in names) else infer_k(judgments)
+        k = np.array([k_of.get(i) or inferred.get(i, 2) for i in names],
                      dtype=np.int64)
         width = int(max(k.max(), resp.max() + 1))
         row_of = np.full(len(distinct), -1, dtype=np.int64)
@@ -206,9 +207,8 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
         r = rows[mine]
         lab = final[mine]
         is_resp = _is_response(lab)
-        lab_int = np.where(is_resp, [int(x) if ok else 0 for x, ok in zip(lab.tolist(),
-                                                                          is_resp.tolist())],
-                           -1).astype(np.int64)
+        lab_int = np.full(len(lab), -1, dtype=np.int64)
+        lab_int[is_resp] = lab[is_resp].astype(np.int64)
         contested = n_allowed[r] == 0
         single = n_allowed[r] == 1
         only = allowed.argmax(axis=1)[r]

@@ -15,6 +15,7 @@ import pandas as pd
 
 from oversight.aggregate._ballots import (
     TIE_TOL,
+    _memoized,
     codes_of,
     is_tie,
     item_positions,
@@ -70,6 +71,10 @@ def ballots(judgments: pd.DataFrame, unit: str = "critic") -> pd.DataFrame:
     pass/fail ballots (they vote, but their support is not that probability)."""
     if unit not in ("critic", "principle"):
         raise ValueError(f"unit={unit!r}: use 'critic' or 'principle'")
+    return _memoized(("ballots", unit), judgments, lambda: _ballots(judgments, unit))
+
+
+def _ballots(judgments: pd.DataFrame, unit: str) -> pd.DataFrame:
     by = ("item_id", "critic") if unit == "critic" else ("item_id", "critic", "principle")
     sup = response_support(judgments, by=by)
     if sup.empty:
