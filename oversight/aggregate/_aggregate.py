@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oversight._gc import young_gc
 from oversight.aggregate._ballots import PAIRWISE_FIELDS, columnar, shared_rows, sorted_codes
 from oversight.aggregate._conservative import Conservative
 from oversight.aggregate._registry import (
@@ -240,6 +241,15 @@ def _bad_row(judgments: pd.DataFrame, mask: Any, what: str) -> AggregationInputE
         f"{r['principle']!r}, order {r['order']!r}: {what}, got value={r['value']!r}{more}")
 
 
+def _isin(column: pd.Series, values: tuple[str, ...]) -> np.ndarray:
+    """`column.isin(values)` as a numpy mask; a categorical's categories are tested once."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = np.asarray(column.cat.codes)
+        hit = np.append(column.cat.categories.isin(values), False)  # code -1: missing
+        return hit[codes]
+    return column.isin(values).to_numpy()
+
+
 def check_judgments(judgments: pd.DataFrame) -> None:
     """Refuse rows no method can use: an unknown mode, or an `ok` row whose value is NaN, a
     probability outside [0, 1] (pairwise, passfail) or a score outside [1, 10]."""
@@ -249,8 +259,8 @@ def check_judgments(judgments: pd.DataFrame) -> None:
             f"judgments table lacks column(s) {missing}; it needs {list(PAIRWISE_FIELDS)} "
             "(the long format that Panel.judge returns)")
     ok = (judgments["status"] == "ok").to_numpy()
-    mode = judgments["mode"].to_numpy()
-    bad_mode = ok & ~np.isin(mode, ("pairwise", "score", "passfail", "likelihood"))
+    mode = judgments["mode"]
+    bad_mode = ok & ~_isin(mode, ("pairwise", "score", "passfail", "likelihood"))
     if bad_mode.any():
         r = judgments[bad_mode].iloc[0]
         raise AggregationInputError(
@@ -262,12 +272,12 @@ def check_judgments(judgments: pd.DataFrame) -> None:
     if nan.any():
         raise _bad_row(judgments, nan, "status 'ok' needs a number (NaN or missing value); "
                        "mark unusable output as 'abstain'")
-    prob = ok & np.isin(mode, ("pairwise", "passfail", "likelihood")) \
+    prob = ok & _isin(mode, ("pairwise", "passfail", "likelihood")) \
         & ((value < 0) | (value > 1))
     if prob.any():
         raise _bad_row(judgments, prob, "a probability must lie in [0, 1]")
     lo, hi = SCORE_RANGE
-    score = ok & (mode == "score") & ((value < lo) | (value > hi))
+    score = ok & (mode == "score").to_numpy() & ((value < lo) | (value > hi))
     if score.any():
         raise _bad_row(judgments, score, f"a score must lie in [{lo:g}, {hi:g}]")
 
@@ -330,7 +340,7 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     `calibrate_share` is PriDe's share of items used to estimate it. The removed priors are
     in `Aggregation.calibration`.
     """
-    with shared_rows():  # the vote, flags and rules read one set of pairwise rows
+    with shared_rows(), young_gc():  # the vote, flags and rules read one set of rows
         return _aggregate(columnar(judgments), items, method=method, rules=rules,
                           critic_weights=critic_weights, gold=gold, calibrate=calibrate,
                           calibrate_share=calibrate_share, **options)

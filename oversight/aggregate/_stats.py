@@ -29,6 +29,7 @@ from oversight.aggregate._ballots import (
     TIE_TOL,
     _check_columns,
     codes_of,
+    columnar,
     is_tie,
     response_support,
 )
@@ -108,23 +109,49 @@ def position_flips(judgments: pd.DataFrame) -> pd.DataFrame:
     are responses and they differ). Score and pass/fail critics have no shown order and never
     appear. Columns: item_id, critic, forward, reverse, flip."""
     _check_columns(judgments, PAIRWISE_FIELDS)
-    fi, fc, fv, nf = _verdict_columns(response_support(judgments, orders="forward"))
-    ri, rc, rv, nr = _verdict_columns(response_support(judgments, orders="reverse"))
+    judgments = columnar(judgments)  # both orders' tables then share the same codes
+    fwd = response_support(judgments, orders="forward")
+    rev = response_support(judgments, orders="reverse")
+    fi, fc, fv, nf = _verdict_columns(fwd)
+    ri, rc, rv, nr = _verdict_columns(rev)
     cols = ["item_id", "critic", "forward", "reverse", "flip"]
     if not nf or not nr:
         return pd.DataFrame([], columns=cols)
-    # one key per (item, critic) over both tables; sorted keys sort as the (item, critic) tuples
-    item_codes, items = pd.factorize(np.concatenate([fi, ri]), sort=True)
-    critic_codes, critics = pd.factorize(np.concatenate([fc, rc]), sort=True)
-    key = item_codes.astype(np.int64) * len(critics) + critic_codes
-    _, at_f, at_r = np.intersect1d(key[:nf], key[nf:], assume_unique=True,
-                                   return_indices=True)
+    # one key per (item, critic) from the shared category codes; both tables are sorted by it
+    n_critics = len(fwd["critic"].cat.categories)
+    key_f = _pair_key(fwd, n_critics)
+    key_r = _pair_key(rev, n_critics)
+    at_f, at_r = _matches(key_f, key_r)
     if not len(at_f):
         return pd.DataFrame([], columns=cols)
     a, b = fv[at_f], rv[at_r]
     return pd.DataFrame({"item_id": fi[at_f], "critic": fc[at_f],
                          "forward": _verdict_objects(a), "reverse": _verdict_objects(b),
                          "flip": (a >= 0) & (b >= 0) & (a != b)}, columns=cols)
+
+
+def _pair_key(sup: pd.DataFrame, n_critics: int) -> np.ndarray:
+    """item code * n_critics + critic code, one per (item, critic) group of a sorted
+    `response_support` table (the groups `_verdict_columns` returns, in order)."""
+    item, critic = codes_of(sup["item_id"]), codes_of(sup["critic"])
+    key = item * n_critics + critic
+    new = np.ones(len(key), dtype=bool)
+    new[1:] = key[1:] != key[:-1]
+    return key[new]
+
+
+def _matches(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in `a` and in `b` of the keys both hold (each key at most once per array),
+    in `a`'s order: by a lookup table when the key range is small, else by sorting."""
+    top = int(max(a.max(), b.max())) + 1
+    if top <= 4 * (len(a) + len(b)) + 64:
+        where_b = np.full(top, -1, dtype=np.int64)
+        where_b[b] = np.arange(len(b))
+        at_b = where_b[a]
+        hit = at_b >= 0
+        return np.flatnonzero(hit), at_b[hit]
+    _, at_a, at_b = np.intersect1d(a, b, assume_unique=True, return_indices=True)
+    return at_a, at_b
 
 
 def position_flip_rates(judgments: pd.DataFrame, critics: Iterable[str] | None = None

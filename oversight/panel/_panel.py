@@ -7,17 +7,17 @@ marker). The full aggregation layer lives in `oversight.aggregate`.
 
 from __future__ import annotations
 
-import gc
 import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oversight._deprecated import no_other_kwargs, renamed_attribute, renamed_kwarg, renamed_value
+from oversight._gc import young_gc
 from oversight.critics import JUDGMENT_COLUMNS, Critic, Judgment
 from oversight.data import Comparison, load_comparisons
 from oversight.panel._escalation import (
@@ -163,7 +163,7 @@ class Panel:
                                                for c in self.critics)
             units = self._units(items, db, fresh, chunk_items, batch_size, state, total,
                                 progress)
-            with _young_gc(50_000):
+            with young_gc(50_000):
                 (executor or LocalExecutor()).run(self.critics, units, record)
             if db is not None:
                 flush()
@@ -241,19 +241,6 @@ class Panel:
                 record.strong = strong.judge(chosen, store=store, **judge_options)
                 record.spent = sum(len(c.tasks(chosen)) for c in esc.critics)
         return record
-
-
-@contextmanager
-def _young_gc(threshold: int) -> Iterator[None]:
-    """Collect the young generation every `threshold` allocations instead of 700 while the
-    run allocates its short-lived requests and rows: CPython's collector otherwise rescans
-    the run's long-lived items again and again (30% of a function-critic run's time)."""
-    old = gc.get_threshold()
-    gc.set_threshold(max(threshold, old[0]), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
 
 
 def _task_count(critic: Critic, item: Comparison) -> int:
