@@ -225,7 +225,7 @@ def _grouped_support(keys: dict[str, Any], response: np.ndarray, s: np.ndarray,
     keep = np.ones(len(response), dtype=bool)
     levels = []
     for values in columns.values():
-        codes, uniques = sorted_codes(values)
+        codes, uniques = sorted_codes(values, dense=False)
         keep &= codes >= 0
         combined = combined * max(len(uniques), 1) + np.maximum(codes, 0)
         levels.append(uniques)
@@ -249,15 +249,19 @@ def _grouped_support(keys: dict[str, Any], response: np.ndarray, s: np.ndarray,
     return frame
 
 
-def sorted_codes(values: Any) -> tuple[np.ndarray, Any]:
+def sorted_codes(values: Any, dense: bool = True) -> tuple[np.ndarray, Any]:
     """(codes, sorted distinct values) as `pd.factorize(values, sort=True)` gives them, missing
     values coded -1, without hashing where the values already are codes: a categorical's own
     codes are remapped through its (few) categories, and small non-negative integers (response
-    indices) are ranked with one `np.bincount`."""
+    indices) are ranked with one `np.bincount`. With `dense=False` a categorical whose
+    categories are sorted keeps its own codes and all its categories (values no row holds
+    included): for grouping, where only the order of the codes matters."""
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
         cat = values.array if isinstance(values, pd.Series) else values
         raw = np.asarray(cat.codes, dtype=np.int64)
         cats = cat.categories
+        if not dense and cats.is_monotonic_increasing:
+            return raw, pd.Categorical.from_codes(np.arange(len(cats)), dtype=cat.dtype)
         present = np.bincount(raw[raw >= 0], minlength=len(cats)) > 0
         order = np.argsort(np.asarray(cats, dtype=object).astype(str), kind="stable") \
             if not cats.is_monotonic_increasing else np.arange(len(cats))
