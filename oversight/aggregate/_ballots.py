@@ -68,12 +68,23 @@ def columnar(judgments: pd.DataFrame) -> pd.DataFrame:
     A table that is already the working table is returned as is."""
     cols = [c for c in WORKING_COLUMNS if c in judgments.columns]
     encode = [c for c in cols if judgments[c].dtype == object
-              or isinstance(judgments[c].dtype, pd.StringDtype)]
+              or isinstance(judgments[c].dtype, pd.StringDtype)
+              or (isinstance(judgments[c].dtype, pd.CategoricalDtype)
+                  and not _sorted_objects(judgments[c].cat.categories))]
     if not encode and len(cols) == len(judgments.columns):
         return judgments
     out = {}
     for c in cols:
-        if c in encode:
+        if c in encode and isinstance(judgments[c].dtype, pd.CategoricalDtype):
+            # e.g. read from the store dictionary-encoded: its categories, sorted, as objects
+            cat = judgments[c].cat
+            values = np.asarray(cat.categories, dtype=object)
+            order = np.argsort(values.astype(str), kind="stable")
+            rank = np.append(np.argsort(order), -1)  # code -1 (missing) stays -1
+            out[c] = pd.Categorical.from_codes(
+                rank[np.asarray(cat.codes, dtype=np.int64)],
+                categories=pd.Index(values[order], dtype=object))
+        elif c in encode:
             # sorted categories: code order is value order, so the grouped tables come out
             # sorted with no string sort of their own
             codes, uniques = pd.factorize(judgments[c], sort=True)
@@ -84,6 +95,10 @@ def columnar(judgments: pd.DataFrame) -> pd.DataFrame:
         else:
             out[c] = judgments[c]
     return pd.DataFrame(out, index=judgments.index)
+
+
+def _sorted_objects(categories: pd.Index) -> bool:
+    return categories.dtype == object and categories.is_monotonic_increasing
 
 
 def is_tie(a: Any, b: Any = 0.0) -> Any:

@@ -32,6 +32,7 @@ from oversight.store import JudgmentStore
 from oversight.store._columns import (
     Selection,
     concat,
+    dictionary_table,
     read_all_batches,
     read_batches,
     rows_to_table,
@@ -399,7 +400,7 @@ class PanelResult:
         from oversight.aggregate import aggregate
 
         opts = {**(self.method_options if method is None else {}), **options}
-        judgments = self._columns(AGGREGATE_COLUMNS)
+        judgments = self.working_table()
         present = set(judgments["critic"])
         # The critics' own weights, for the critics that have judgments (a critic with none
         # has nothing to weigh); weights passed here are checked as given.
@@ -460,6 +461,15 @@ class PanelResult:
     def judgments(self) -> pd.DataFrame:
         """The long-format judgments table (pandas), one row per judgment."""
         return _to_pandas(self.to_arrow())
+
+    def working_table(self) -> pd.DataFrame:
+        """The columns aggregation reads (`oversight.aggregate.WORKING_COLUMNS`), text as
+        pandas categoricals, read from the store a batch at a time: what `aggregate`,
+        flags and rules work on, at a fraction of the full table's memory."""
+        from oversight.aggregate import WORKING_COLUMNS, columnar
+
+        return columnar(dictionary_table(self.batches(WORKING_COLUMNS), WORKING_COLUMNS)
+                        .to_pandas())
 
     def _columns(self, columns: Sequence[str]) -> pd.DataFrame:
         return _to_pandas(self.to_arrow(columns))
