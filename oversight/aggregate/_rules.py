@@ -224,8 +224,13 @@ def apply_rules(decisions: pd.DataFrame, judgments: pd.DataFrame, k_of: dict[str
         override[mine] = (single & ~(is_resp & (lab_int == only))) | kway_vetoed
         # each distinct set of vetoed responses is listed once (an item has a handful of
         # responses, so a run has few such sets); every decision gets its own copy
-        kinds, kind_of = np.unique(vmat, axis=0, return_inverse=True)
-        patterns = [np.flatnonzero(row).tolist() for row in kinds]
+        if width <= 62:  # each row's vetoed set as one integer bit mask
+            bits = vmat.astype(np.int64) @ np.left_shift(np.int64(1), np.arange(width))
+            kinds_bits, kind_of = np.unique(bits, return_inverse=True)
+            patterns = [[b for b in range(width) if (int(m) >> b) & 1] for m in kinds_bits]
+        else:
+            kinds, kind_of = np.unique(vmat, axis=0, return_inverse=True)
+            patterns = [np.flatnonzero(row).tolist() for row in kinds]
         for i, kind in zip(np.flatnonzero(mine).tolist(), kind_of.reshape(-1)[r].tolist()):
             vetoed[i] = list(patterns[kind])
     out = decisions.copy()

@@ -170,7 +170,10 @@ class Vote:
                             "ties": ties.astype(int)})
         for k in range(n_classes):
             res[f"votes_{k}"] = t[:, k]
-        res["label"] = [_label(x) for x in winner]
+        label = winner.astype(object)
+        label[winner == TIE] = "tie"
+        label[winner == NO_VOTES] = "abstain"
+        res["label"] = label
         res["share"] = share
         res["margin"] = margin
         res["entropy"] = ent
@@ -179,10 +182,3 @@ class Vote:
         self.labels_ = res.set_index("item_id")["label"]
         return self
 
-
-def _label(x: int) -> int | str:
-    if x == TIE:
-        return "tie"
-    if x == NO_VOTES:
-        return "abstain"
-    return int(x)
