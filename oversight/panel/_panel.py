@@ -358,6 +358,7 @@ class PanelResult:
         self.method_options = dict(method_options or {})
         self.source = source
         self.escalation = escalation
+        self._working: Any = None
 
     aggregator = renamed_attribute("PanelResult", "aggregator", "method")
     aggregator_options = renamed_attribute("PanelResult", "aggregator_options", "method_options")
@@ -468,8 +469,10 @@ class PanelResult:
         flags and rules work on, at a fraction of the full table's memory."""
         from oversight.aggregate import WORKING_COLUMNS, columnar
 
-        return columnar(dictionary_table(self.batches(WORKING_COLUMNS), WORKING_COLUMNS)
-                        .to_pandas())
+        if self._working is None:  # read once per result: the report and CLI reuse it
+            self._working = columnar(dictionary_table(self.batches(WORKING_COLUMNS),
+                                                      WORKING_COLUMNS).to_pandas())
+        return self._working
 
     def _columns(self, columns: Sequence[str]) -> pd.DataFrame:
         return _to_pandas(self.to_arrow(columns))

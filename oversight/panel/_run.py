@@ -204,9 +204,13 @@ class Run:
         are evidence, not a vote)."""
         from oversight.panel._panel import PanelResult, StoreSource
 
-        return PanelResult(items=self.items, critics=self.critics, method=self.method,
-                           rules=self.rules, method_options=dict(self.method_options),
-                           source=StoreSource(self._db_path, list(self.selections)))
+        if "result" in self._frames:
+            return self._frames["result"]
+        self._frames["result"] = PanelResult(
+            items=self.items, critics=self.critics, method=self.method, rules=self.rules,
+            method_options=dict(self.method_options),
+            source=StoreSource(self._db_path, list(self.selections)))
+        return self._frames["result"]
 
     def working_table(self) -> Any:
         """The columns aggregation reads, text as pandas categoricals (see
