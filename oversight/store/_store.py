@@ -267,6 +267,15 @@ class JudgmentStore:
                 out.append(j)
         return out
 
+    def item_ids(self, fingerprints: Sequence[str]) -> set[str]:
+        """The ids of the items some of `fingerprints` judged."""
+        fps = list(fingerprints)
+        if not fps:
+            return set()
+        cur = self._db.execute("SELECT DISTINCT item_id FROM judgments WHERE fingerprint IN "
+                               f"({', '.join('?' for _ in fps)})", fps)
+        return {i for (i,) in cur}
+
     def items(self) -> list[Comparison]:
         return [Comparison.from_dict(json.loads(body))
                 for (body,) in self._db.execute("SELECT body FROM items ORDER BY rowid")]
