@@ -358,6 +358,9 @@ class Critic:
         raw_a = '{"choices": {' + keys[0] + ": " if pair else ""
         raw_b = ", " + keys[1] + ": " if pair else ""
         min_mass = self.min_choice_mass
+        value: float | None
+        raw: str | None
+        mass: float | None
         out = []
         for task, res, rationale, gen_tokens, gen_latency in zip(
                 prepared.tasks, results, prepared.rationales, prepared.gen_tokens,

@@ -265,8 +265,8 @@ def _task_total(critics: Sequence[Critic], items: Sequence[Comparison]) -> int:
     total = 0
     for critic in critics:
         p = critic.principles
-        sampled = isinstance(p, int) and not isinstance(p, bool)
-        n_p = p if sampled else len(critic.select_principles(None))  # type: ignore[arg-type]
+        n_p = (p if isinstance(p, int) and not isinstance(p, bool)  # k sampled per item
+               else len(critic.select_principles(None)))  # type: ignore[arg-type]
         for k, n_items in per_k.items():
             total += n_items * n_p * len(critic.orders(Comparison("", ("",) * k)))
     return total
