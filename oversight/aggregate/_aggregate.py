@@ -170,8 +170,9 @@ def _sources(ok: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     (a missing value reads "nan", as str() of it did)."""
     key = np.zeros(len(ok), dtype=np.int64)
     parts = []
-    for col in PROVENANCE_FIELDS:
-        codes, uniques = pd.factorize(ok[col], use_na_sentinel=False)
+    for col in PROVENANCE_FIELDS:  # a column the table lacks reads as missing ("nan")
+        values = ok[col] if col in ok.columns else pd.Series(np.nan, index=ok.index)
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
         key = key * max(len(uniques), 1) + codes
         parts.append(pd.Series(uniques).to_numpy(dtype=object).astype(str))
     combo, combos = pd.factorize(key)
