@@ -332,7 +332,10 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     """Fuse judgments into per-item decisions with a registered method (built in: vote,
     majority, bt, ds, conservative; see `available_aggregators()`).
 
-    Without `items`, each item's number of responses is inferred from the judgments' orders.
+    The table is first reduced to its working columns, text dictionary-encoded once
+    (`columnar`; a `PanelResult.working_table()` already is), so every step works on integer
+    codes. Without `items`, each item's number of responses is inferred from the judgments'
+    orders.
     Bad input raises `AggregationInputError` (see the module docstring); an item the method
     cannot order comes out undecided and flagged, never as response 0.
 
