@@ -106,7 +106,7 @@ def ray_child(n_judgments: int) -> dict:
     return out
 
 
-def child(n_judgments: int, aggregate: bool) -> dict:
+def child(n_judgments: int, aggregate: bool, no_floor: bool = False) -> dict:
     import scale_workload as W
 
     from oversight.aggregate import aggregate as run_aggregate
@@ -123,15 +123,16 @@ def child(n_judgments: int, aggregate: bool) -> dict:
         out["judge_s"] = time.perf_counter() - t0
         out["judge_cpu_s"] = time.process_time() - c0
         out["judgments"] = n = len(result)
+        out["judge_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         floors, floor_cpu = [], []
-        for k in range(2):
+        for k in range(0 if no_floor else 2):
             s, c, rows = floor_write(result.source.db_path, Path(tmp) / f"floor{k}.sqlite",
                                      8192)
             assert rows == n, (rows, n)
             floors.append(s)
             floor_cpu.append(c)
-        out["floor_s"] = sum(floors) / len(floors)
-        out["floor_cpu_s"] = sum(floor_cpu) / len(floor_cpu)
+        out["floor_s"] = sum(floors) / len(floors) if floors else float("nan")
+        out["floor_cpu_s"] = sum(floor_cpu) / len(floor_cpu) if floors else float("nan")
         if aggregate:
             # what PanelResult.aggregate reads: the working columns, text dictionary-encoded
             # batch by batch (not the full table with raw outputs and reasons)
@@ -155,12 +156,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1e4,1e5,1e6", help="judgments per run, comma-separated")
     ap.add_argument("--no-aggregate", action="store_true", help="time judge and floor only")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the executemany floor (e.g. at 1e7, for the memory figure)")
     ap.add_argument("--ray", type=float, help="instead: judge this many judgments on Ray "
                     "actors and report the driver's CPU and memory per judgment")
     ap.add_argument("--child", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(int(args.child), not args.no_aggregate)))
+        print(json.dumps(child(int(args.child), not args.no_aggregate, args.no_floor)))
         return
     if args.ray:
         r = ray_child(int(args.ray))
@@ -182,6 +185,8 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", str(size)]
         if args.no_aggregate:
             cmd.append("--no-aggregate")
+        if args.no_floor:
+            cmd.append("--no-floor")
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)

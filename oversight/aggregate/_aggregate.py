@@ -170,8 +170,9 @@ def _sources(ok: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     (a missing value reads "nan", as str() of it did)."""
     key = np.zeros(len(ok), dtype=np.int64)
     parts = []
-    for col in PROVENANCE_FIELDS:
-        codes, uniques = pd.factorize(ok[col], use_na_sentinel=False)
+    for col in PROVENANCE_FIELDS:  # a column the table lacks reads as missing ("nan")
+        values = ok[col] if col in ok.columns else pd.Series(np.nan, index=ok.index)
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
         key = key * max(len(uniques), 1) + codes
         parts.append(pd.Series(uniques).to_numpy(dtype=object).astype(str))
     combo, combos = pd.factorize(key)
@@ -331,7 +332,10 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     """Fuse judgments into per-item decisions with a registered method (built in: vote,
     majority, bt, ds, conservative; see `available_aggregators()`).
 
-    Without `items`, each item's number of responses is inferred from the judgments' orders.
+    The table is first reduced to its working columns, text dictionary-encoded once
+    (`columnar`; a `PanelResult.working_table()` already is), so every step works on integer
+    codes. Without `items`, each item's number of responses is inferred from the judgments'
+    orders.
     Bad input raises `AggregationInputError` (see the module docstring); an item the method
     cannot order comes out undecided and flagged, never as response 0.
 

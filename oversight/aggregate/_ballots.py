@@ -23,7 +23,7 @@ TIE_TOL = 1e-9
 tied, everywhere in the package."""
 
 
-_MEMO: ContextVar[dict[tuple[Any, ...], tuple[pd.DataFrame, pd.DataFrame]] | None] = \
+_MEMO: ContextVar[dict[tuple[Any, ...], tuple[pd.DataFrame, Any]] | None] = \
     ContextVar("oversight_aggregate_rows_memo", default=None)
 
 
@@ -41,8 +41,8 @@ def shared_rows() -> Iterator[None]:
             _MEMO.reset(token)
 
 
-def _memoized(key: tuple[Any, ...], judgments: pd.DataFrame,
-              compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+def _memoized(key: tuple[Any, ...], judgments: pd.DataFrame, compute: Callable[[], Any]
+              ) -> Any:
     memo = _MEMO.get()
     if memo is None:
         return compute()
@@ -176,16 +176,38 @@ def response_support(judgments: pd.DataFrame, by: tuple[str, ...] = ("item_id", 
     "reverse" only pairwise rows count (a score or pass/fail judgment shows one response, so
     it has no order).
     """
-    return _memoized(("response_support", tuple(by), orders), judgments,
-                     lambda: _response_support(judgments, tuple(by), orders))
+    frame: pd.DataFrame = _support_sums(judgments, tuple(by), orders)[0]
+    return frame
+
+
+def _support_sums(judgments: pd.DataFrame, by: tuple[str, ...], orders: str
+                  ) -> tuple[pd.DataFrame, np.ndarray]:
+    """`response_support` and each row's sum of weights (so that supports can be merged)."""
+    return _memoized(("response_support", by, orders), judgments,
+                     lambda: _response_support(judgments, by, orders))
 
 
 def _response_support(judgments: pd.DataFrame, by: tuple[str, ...], orders: str
-                      ) -> pd.DataFrame:
+                      ) -> tuple[pd.DataFrame, np.ndarray]:
     _check_columns(judgments, PAIRWISE_FIELDS)
     pw = pairwise_rows(judgments)
-    if orders != "all":
+    if orders == "all" and not pw.empty:
+        # both orders' sums (which the position flips read too) plus the point rows': the
+        # pairwise rows are grouped once per order, not a third time for "all"
+        parts = [_support_sums(judgments, by, "forward"), _support_sums(judgments, by, "reverse"),
+                 _response_support(judgments, by, "point")]
+        parts = [(f, w) for f, w in parts if len(f)]
+        weight = np.concatenate([w for _, w in parts])
+        support = np.concatenate([f["support"].to_numpy(dtype=float) for f, _ in parts])
+        return _grouped_support(
+            {k: _concat([f[k] for f, _ in parts]) for k in by},
+            np.concatenate([f["response"].to_numpy(dtype=np.int64) for f, _ in parts]),
+            np.where(weight != 0, support, 0.0), weight,
+            np.concatenate([f["n"].to_numpy(dtype=np.int64) for f, _ in parts]))
+    if orders in ("forward", "reverse"):
         pw = pw[pw["forward"].to_numpy() == (orders == "forward")]
+    elif orders == "point":
+        pw = pw.iloc[:0]
     # every row's (by..., response, support s, weight), gathered as columns: a pairwise row
     # supports its first-shown response with p_ab and the other with 1 - p_ab
     keys: dict[str, list[Any]] = {k: [] for k in by}
@@ -200,7 +222,7 @@ def _response_support(judgments: pd.DataFrame, by: tuple[str, ...], orders: str
         response += [pw["a"].to_numpy(dtype=np.int64), pw["b"].to_numpy(dtype=np.int64)]
         s += [p, 1.0 - p]
         w += [weight, weight]
-    if orders == "all":
+    if orders in ("all", "point"):
         cols = [*PAIRWISE_FIELDS, *(["principle_weight"] if "principle_weight" in judgments
                                     else [])]
         point = judgments[cols]
@@ -214,7 +236,7 @@ def _response_support(judgments: pd.DataFrame, by: tuple[str, ...], orders: str
             w.append(point["principle_weight"].to_numpy(dtype=float)
                      if "principle_weight" in point else np.ones(len(point)))
     if not response:
-        return pd.DataFrame(columns=[*by, "response", "support", "n"])
+        return pd.DataFrame(columns=[*by, "response", "support", "n"]), np.zeros(0)
     return _grouped_support({k: _concat(v) for k, v in keys.items()}, np.concatenate(response),
                             np.concatenate(s), np.concatenate(w))
 
@@ -229,12 +251,13 @@ def _concat(parts: list[pd.Series]) -> Any:
 
 
 def _grouped_support(keys: dict[str, Any], response: np.ndarray, s: np.ndarray,
-                     weight: np.ndarray) -> pd.DataFrame:
-    """sum(s * weight) / sum(weight) and the row count per distinct (keys..., response),
-    sorted by them (what `groupby(keys, sort=True)` gives), on integer codes: each key column
-    is factorized once (a categorical's codes are reused), the codes combine into one int64
-    key, and the sums are `np.bincount`s. Rows with a missing key are left out, as groupby
-    leaves them out."""
+                     weight: np.ndarray, count: np.ndarray | None = None
+                     ) -> tuple[pd.DataFrame, np.ndarray]:
+    """sum(s * weight) / sum(weight) and the row count (or the sum of `count`) per distinct
+    (keys..., response), sorted by them (what `groupby(keys, sort=True)` gives), and each
+    group's sum of weights. On integer codes: each key column is factorized once (a
+    categorical's codes are reused), the codes combine into one int64 key, and the sums are
+    `np.bincount`s. Rows with a missing key are left out, as groupby leaves them out."""
     columns = {**keys, "response": response}
     combined = np.zeros(len(response), dtype=np.int64)
     keep = np.ones(len(response), dtype=bool)
@@ -246,6 +269,7 @@ def _grouped_support(keys: dict[str, Any], response: np.ndarray, s: np.ndarray,
         levels.append(uniques)
     if not keep.all():
         combined, s, weight = combined[keep], s[keep], weight[keep]
+        count = None if count is None else count[keep]
     uniq, inverse = dense_rank(combined)
     ws_sum = np.bincount(inverse, weights=s * weight, minlength=len(uniq))
     w_sum = np.bincount(inverse, weights=weight, minlength=len(uniq))
@@ -260,8 +284,8 @@ def _grouped_support(keys: dict[str, Any], response: np.ndarray, s: np.ndarray,
         support = ws_sum / w_sum
     frame = pd.DataFrame({k: out[k] for k in columns})
     frame["support"] = support
-    frame["n"] = np.bincount(inverse, minlength=len(uniq)).astype(np.int64)
-    return frame
+    frame["n"] = np.bincount(inverse, weights=count, minlength=len(uniq)).astype(np.int64)
+    return frame, w_sum
 
 
 def sorted_codes(values: Any, dense: bool = True) -> tuple[np.ndarray, Any]:
