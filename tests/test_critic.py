@@ -125,3 +125,82 @@ def test_normalize_and_parse_helpers():
     assert [round(p, 6) for p in probs] == [0.25, 0.75] and math.isclose(mass, 0.8)
     assert parse_choice(" b. ", ["A", "B"]) == ("B", "")
     assert parse_choice("Verdict: A", ["A", "B"]) == ("A", "")
+
+
+def test_planned_tasks_and_contexts_are_the_dataclasses_their_constructors_make():
+    """The planner fills frozen dataclasses through __dict__ for speed (issue 17): what it
+    makes must equal, hash and read like a normally constructed object, field for field."""
+    import dataclasses
+
+    from oversight import Critic
+    from oversight.backends import FunctionBackend
+    from oversight.constitution import builtin
+    from oversight.critics._critic import JudgeContext, Task
+    from oversight.data import Comparison
+
+    seen = []
+    critic = Critic(builtin("harmlessness"), FunctionBackend(lambda c: seen.append(c) or 0.5),
+                    principles=2, seed=3)
+    items = [Comparison(f"p{i}", (f"a{i}", f"b{i}", f"c{i}")) for i in range(3)]
+    tasks = critic.tasks(items)
+    assert len(tasks) == 3 * 2 * 6  # items x sampled principles x ordered pairs of 3
+    for t in tasks:
+        made = Task(t.item, t.principle, t.shown)
+        assert type(t) is Task and t == made and hash(t) == hash(made)
+        assert t.order == made.order == ",".join(map(str, t.shown))
+        assert dataclasses.asdict(t) == dataclasses.asdict(made)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            t.order = "x"  # type: ignore[misc]
+    critic.judge_tasks(tasks)
+    assert len(seen) == len(tasks)
+    for ctx, t in zip(seen, tasks):
+        made = JudgeContext(t.item, t.shown, t.principle, "pairwise", ("A", "B"))
+        assert type(ctx) is JudgeContext and ctx == made and hash(ctx) == hash(made)
+        assert ctx.responses == tuple(t.item.responses[i] for i in t.shown)
+        assert repr(ctx) == repr(made)
+
+
+def test_two_choice_short_path_gives_the_general_paths_bytes():
+    """finish_rows reads two-choice log-probs on a short path (issue 17); every row must equal
+    what `_verdict_columns` gives, raw text byte for byte, on edge cases and random values."""
+    import random
+
+    from oversight.backends import ChoiceResult
+    from oversight.constitution import builtin
+    from oversight.critics._parse import normalize_pair
+
+    rng = random.Random(7)
+    specials = [0.0, -0.0, -math.inf, math.inf, math.nan, -800.0, -1e-300, -3.0]
+    pairs = [(a, b) for a in specials for b in specials]
+    pairs += [(math.log(p), math.log1p(-p)) for p in (rng.random() for _ in range(400))]
+    pairs += [(rng.uniform(-40, 0), rng.uniform(-40, 0)) for _ in range(400)]
+    results = [ChoiceResult(logprobs=lp) for lp in pairs]
+    results += [ChoiceResult(logprobs=(-0.1, -2.0), top={"A": -0.1}),  # top tokens: general
+                ChoiceResult(logprobs=(-0.1, -2.0), note="why"),
+                ChoiceResult(error="boom"), ChoiceResult(text="Answer: B")]
+    for mode in ("pairwise", "passfail"):
+        for min_mass in (0.0, 0.3):
+            critic = Critic(builtin("harmlessness"), FunctionBackend(lambda c: 0.5),
+                            mode=mode, principles=1, min_choice_mass=min_mass)
+            items = [Comparison(f"p{i}", ("a", "b")) for i in range(len(results))]
+            tasks = [t for t in critic.tasks(items) if t.shown[0] == 0][:len(results)]
+            prepared = critic.prepare(tasks)
+            rows = critic.finish_rows(prepared, results)
+            keys = tuple(f'"{c}"' for c in prepared.choices)
+            n_short = 0
+            for row, res in zip(rows, results):
+                want = critic._verdict_columns(res, prepared.choices, keys)
+                got = (row[12], row[13], row[14], row[15], row[17])  # value..raw, choice_mass
+                assert repr(got) == repr(want), (res, got, want)
+                n_short += res.logprobs is not None and not res.top and want[1] == "ok"
+            assert n_short > 300  # the short path was taken, and agreed
+    for a, b in pairs:  # normalize's two-value case: the same bits as the general loop
+        finite = [x for x in (a, b) if math.isfinite(x)]
+        if not finite:
+            assert normalize_pair(a, b)[1] == 0.0
+            continue
+        top = max(finite)
+        exps = [math.exp(x - top) if math.isfinite(x) else 0.0 for x in (a, b)]
+        total = sum(exps)
+        assert repr(normalize_pair(a, b)) == repr(([e / total for e in exps],
+                                                   total * math.exp(top)))

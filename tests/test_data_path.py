@@ -86,6 +86,27 @@ def test_aggregation_matches_the_per_row_path(run, method):
     _same(got, want, f"aggregate({method})")
 
 
+def test_the_working_table_is_categorical_and_aggregates_as_the_full_table(run):
+    _, result = run
+    work = result.working_table()
+    full = result.judgments
+    assert len(work) == len(full) == 100_008
+    for col in ("item_id", "critic", "principle", "order", "status", "mode"):
+        assert isinstance(work[col].dtype, pd.CategoricalDtype), col
+        cats = work[col].cat.categories
+        assert cats.is_monotonic_increasing, col  # sorted once, at read time
+        assert (work[col].astype(object).fillna("<NA>").to_numpy()
+                == full[col].astype(object).fillna("<NA>").to_numpy()).all(), col
+    # a fraction of the full table's memory: codes instead of every row's text
+    assert work.memory_usage(deep=True).sum() < 0.25 * full.memory_usage(deep=True).sum()
+    from oversight.aggregate import aggregate
+
+    items = result.items
+    for method in ("vote", "bt"):
+        _same(aggregate(work, items, method=method).decisions,
+              aggregate(full, items, method=method).decisions, f"working table {method}")
+
+
 def test_exports_match_the_per_row_path(run, tmp_path):
     _, result = run
     want = pd.read_parquet(GOLDEN / "preferences_vote.parquet")

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from oversight import Critic, FunctionBackend, JudgmentStore, Panel
+from oversight import Comparison, Critic, FunctionBackend, JudgmentStore, Panel
 from oversight.constitution import builtin
 from oversight.critics import JUDGMENT_COLUMNS
 
@@ -270,3 +270,69 @@ def test_panel_aggregator_rules_and_preferences(pairs):
     assert all(len(c) <= len(r) for c, r in zip(prefs["chosen"], prefs["rejected"]))
     by_ds = result.aggregate("vote", critic_weights="ds")
     assert len(by_ds.decisions) == 3
+
+
+def test_store_write_settings_and_an_old_page_size_store_still_resumes(tmp_path):
+    """Issue 17's write-path settings: a new store gets 16 KiB pages, a 64 MiB page cache and
+    a 64 MiB WAL between automatic checkpoints. A store made with SQLite's default 4 KiB pages
+    (every store before) keeps its page size and resumes as before."""
+    import sqlite3
+
+    from oversight.store._store import CACHE_KIB, PAGE_SIZE, WAL_CHECKPOINT_BYTES
+
+    with JudgmentStore(tmp_path / "new") as db:
+        pragma = {p: db._db.execute(f"PRAGMA {p}").fetchone()[0]
+                  for p in ("page_size", "cache_size", "wal_autocheckpoint", "journal_mode",
+                            "synchronous")}
+    assert pragma == {"page_size": 16384, "cache_size": -65536, "wal_autocheckpoint": 4096,
+                      "journal_mode": "wal", "synchronous": 1}  # 1 = NORMAL
+    assert (PAGE_SIZE, CACHE_KIB * 1024, WAL_CHECKPOINT_BYTES) == (16384, 64 << 20, 64 << 20)
+
+    old = tmp_path / "old"
+    old.mkdir()
+    con = sqlite3.connect(old / "judgments.sqlite")
+    con.execute("PRAGMA page_size = 4096")
+    con.execute("PRAGMA journal_mode = WAL")
+    con.close()
+    items = [Comparison(f"q{i}", (f"a{i}", f"b{i}")) for i in range(30)]
+    calls = []
+    panel = Panel([Critic(builtin("harmlessness"),
+                          FunctionBackend(lambda ctx: calls.append(1) or 0.25), principles=2)])
+    first = panel.judge(items[:20], store=old)
+    assert len(first) == len(calls) == 20 * 2 * 2
+    second = panel.judge(items, store=old)
+    assert len(second) == 30 * 2 * 2 and len(calls) == 30 * 2 * 2  # only the 10 new items
+    with JudgmentStore(old) as db:
+        assert db._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert db._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == (64 << 20) // 4096
+        assert db.count() == 120 and db.count("ok") == 120
+        assert db._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_with_a_store_items_are_judged_in_key_order_and_the_rows_are_unchanged(tmp_path):
+    """Issue 17: with a store, items are judged in item-id order (the key's order), so each
+    critic's rows are inserted in ascending key order; the rows themselves, and the result
+    read back, are those of a run without a store."""
+    import sqlite3
+
+    items = [Comparison(f"question {i}", (f"a{i}", f"b{i}")) for i in range(60)]
+    seen = []
+    panel = Panel([Critic(builtin("harmlessness"),
+                          FunctionBackend(lambda ctx: seen.append(ctx.item.id) or 0.7,
+                                          name="seven"), principles=2, name="one"),
+                   Critic(builtin("privacy"), FunctionBackend(lambda ctx: "B", name="b"),
+                          principles=1, name="two")])
+    stored = panel.judge(items, store=tmp_path / "run", batch_size=8, chunk_items=16)
+    assert seen == sorted(seen) and len(seen) == 60 * 2 * 2
+    assert [it.id for it in items] != sorted(it.id for it in items)  # the input was not
+    with sqlite3.connect(tmp_path / "run" / "judgments.sqlite") as con:
+        inserted = con.execute("SELECT critic, item_id FROM judgments ORDER BY rowid").fetchall()
+    for name in ("one", "two"):
+        ids = [i for c, i in inserted if c == name]
+        assert ids == sorted(ids) and len(set(ids)) == 60
+    plain = panel.judge(items, batch_size=8)
+    key = ["critic", "item_id", "principle", "order"]
+    a = stored.judgments.drop(columns="latency_s").sort_values(key).reset_index(drop=True)
+    b = plain.judgments.drop(columns="latency_s").sort_values(key).reset_index(drop=True)
+    assert len(a) == 60 * 2 * 2 + 60 * 2 and a.equals(b)
+    assert [it.id for it in stored.items] == [it.id for it in items]  # the items as given

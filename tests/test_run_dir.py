@@ -210,3 +210,36 @@ def test_a_registered_aggregator_from_a_panel_file_runs_in_the_cli(tmp_path):
     (run / "run.json").write_text((run / "run.json").read_text())
     r = runner.invoke(app, ["aggregate", str(run), "--method", "borda"])
     assert r.exit_code == 2 and "pass --panel FILE" in r.output
+
+
+def test_readers_build_no_judgment_object_per_row(tmp_path, monkeypatch):
+    """open_run, its aggregation, the report, the CLI and the export read columns: a run of
+    10^7 judgments at ~3 KB per object would not fit in memory (issue 17)."""
+    from oversight.critics import Judgment
+
+    run = tmp_path / "run"
+    its = items()
+    one_critic_panel().judge(its, store=run)
+    queue = tmp_path / "labels.jsonl"
+    queue.write_text("".join(json.dumps({"item_id": it.id, "label": "A"}) + "\n"
+                             for it in its))
+    import_labels(run, queue)
+    made = []
+    real_init = Judgment.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(1)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Judgment, "__init__", counting_init)
+    decisions = _decisions_every_way(run)
+    assert len(decisions["open_run"]) == 6
+    r = open_run(run)
+    assert len(r.judgments) == 12 and len(r.human_judgments) == 6  # 2 orders; 1 label each
+    assert set(r.human_judgments["critic"]) == {"human"}
+    assert r.working_table()["critic"].dtype == "category"
+    a = Analysis.from_run(run, n_boot=0)
+    assert a.reference_agreement("human").set_index("critic").at["lean", "n"] == 6
+    assert [v["critic"] for v in a.critic_views(its[0].id)] == ["lean", "human"]
+    assert runner.invoke(app, ["aggregate", str(run)]).exit_code == 0
+    assert made == []

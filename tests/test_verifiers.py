@@ -208,3 +208,26 @@ def test_editing_a_predicate_changes_the_fingerprint(monkeypatch):
     monkeypatch.setattr(checks, "balanced_code_fences", lambda r: True)
     b = verifier_critic(EXAMPLE).fingerprint
     assert a != b and not math.isnan(len(a))
+
+
+def test_progress_total_counts_exactly_the_planned_judgments(tmp_path):
+    """The progress total is counted without planning (issue 17): per critic, the principles
+    it judges (a verifier critic only the verifier ones, a model critic only the others, k
+    when sampled) times the orders of each item's K. It must end equal to the rows written."""
+    path = write(tmp_path, 'type = "regex"\npattern = "x"')
+    items = [Comparison(f"q{i}", tuple(f"r{i}{j}" for j in range(2 + i % 2)))
+             for i in range(7)]
+    panel = Panel([verifier_critic(path),
+                   Critic(load_constitution(path), FunctionBackend(lambda ctx: "A"),
+                          name="model"),
+                   Critic(builtin("privacy"), FunctionBackend(lambda ctx: 0.3), name="two",
+                          principles=2, seed=1)])
+    calls = []
+    res = panel.judge(items, store=tmp_path / "run",
+                      progress=lambda done, total, what: calls.append((done, total)))
+    rows = len(res)
+    # verifier: 1 principle x K orders; model: 1 principle x K(K-1) orders; two: 2 x K(K-1)
+    ks = [it.k for it in items]
+    assert rows == sum(k + 3 * k * (k - 1) for k in ks) == 4 * 8 + 3 * 21
+    assert {t for _, t in calls} == {rows}
+    assert calls[-1] == (rows, rows)

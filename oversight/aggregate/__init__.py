@@ -27,6 +27,8 @@ from oversight.aggregate._agreement import (
 )
 from oversight.aggregate._ballots import (
     TIE_TOL,
+    WORKING_COLUMNS,
+    columnar,
     critic_p0,
     is_tie,
     pairwise_rows,
@@ -163,6 +165,8 @@ __all__ = [
     "calibrate",
     "conservative_scores",
     "critic_p0",
+    "columnar",
+    "WORKING_COLUMNS",
     "decide",
     "disagreement_flags",
     "pairwise_rows",

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import PAIRWISE_FIELDS, shared_rows
+from oversight._gc import young_gc
+from oversight.aggregate._ballots import PAIRWISE_FIELDS, columnar, shared_rows, sorted_codes
 from oversight.aggregate._conservative import Conservative
 from oversight.aggregate._registry import (
     AggregationContext,
@@ -36,7 +37,13 @@ from oversight.aggregate._registry import (
     check_options,
     register_aggregator,
 )
-from oversight.aggregate._rules import PanelRules, apply_rules, disagreement_flags, infer_k
+from oversight.aggregate._rules import (
+    PanelRules,
+    _is_response,
+    apply_rules,
+    disagreement_flags,
+    infer_k,
+)
 from oversight.aggregate._vote import Vote
 from oversight.data import Comparison
 from oversight.errors import AggregationInputError
@@ -117,71 +124,64 @@ class Aggregation:
         return pd.DataFrame(rows)
 
 
+PROVENANCE_FIELDS = ("critic", "principle", "model", "constitution", "constitution_hash")
+
+
 def _provenance(judgments: pd.DataFrame) -> pd.DataFrame:
     """Per item (sorted by id): the sorted, comma-joined distinct critics, models,
-    critic:principle pairs and constitution@hash of its ok judgments, and their count."""
-    ok = judgments[judgments["status"] == "ok"]
+    critic:principle pairs and constitution@hash of its ok judgments, and their count.
+
+    On codes: a run has a handful of distinct (critic, principle, model, constitution, hash)
+    sources, so each item's set of sources is one bit mask (one pass over the rows), and each
+    distinct mask is turned into text once."""
+    ok = judgments[(judgments["status"] == "ok").to_numpy()]
     if ok.empty:
         return pd.DataFrame(columns=["item_id"])
-    item_codes, item_ids = pd.factorize(ok["item_id"].to_numpy(dtype=object), sort=True)
+    item_codes, item_ids = sorted_codes(ok["item_id"])
+    item_ids = np.asarray(item_ids, dtype=object)
     n = len(item_ids)
-    out = {"item_id": item_ids,
-           "critics": _joined_sets(item_codes, n, *_text_codes(ok, ("critic",), "")),
-           "models": _joined_sets(item_codes, n, *_text_codes(ok, ("model",), "")),
-           "principles": _joined_sets(item_codes, n,
-                                      *_text_codes(ok, ("critic", "principle"), ":")),
-           "constitutions": _joined_sets(
-               item_codes, n, *_text_codes(ok, ("constitution", "constitution_hash"), "@")),
-           "n_judgments": np.bincount(item_codes, minlength=n)}
+    source, sources = _sources(ok)
+    texts = {"critics": [str(c) for c in sources["critic"]],
+             "models": [str(m) for m in sources["model"]],
+             "principles": [f"{c}:{p}" for c, p in zip(sources["critic"], sources["principle"])],
+             "constitutions": [f"{c}@{h}" for c, h in zip(sources["constitution"],
+                                                          sources["constitution_hash"])]}
+    out: dict[str, Any] = {"item_id": item_ids}
+    if len(sources) <= 62:
+        masks = np.zeros(n, dtype=np.int64)
+        np.bitwise_or.at(masks, item_codes, np.left_shift(np.int64(1), source))
+        distinct, inverse = np.unique(masks, return_inverse=True)
+        members = [[b for b in range(len(sources)) if (int(m) >> b) & 1] for m in distinct]
+        for name, text in texts.items():
+            joined = [",".join(sorted({text[b] for b in bits})) for bits in members]
+            out[name] = np.array(joined, dtype=object)[inverse.reshape(-1)]
+    else:  # too many sources for a mask: join per item
+        for name, text in texts.items():
+            frame = pd.DataFrame({"i": item_codes, "v": np.array(text, dtype=object)[source]})
+            frame = frame.drop_duplicates().sort_values(["i", "v"])
+            joined = frame.groupby("i", sort=True)["v"].agg(",".join)
+            out[name] = joined.reindex(range(n)).to_numpy(dtype=object)
+    out["n_judgments"] = np.bincount(item_codes, minlength=n)
     return pd.DataFrame(out)
 
 
-def _text_codes(frame: pd.DataFrame, cols: tuple[str, ...], sep: str
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """sep.join(str(value) of each column) per row, as codes into the sorted distinct strings:
-    the columns are factorized and only their distinct combinations are turned into text."""
-    key = np.zeros(len(frame), dtype=np.int64)
+def _sources(ok: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each row's source: a code into the distinct combinations of `PROVENANCE_FIELDS`
+    (a missing value reads "nan", as str() of it did)."""
+    key = np.zeros(len(ok), dtype=np.int64)
     parts = []
-    for col in cols:
-        codes, uniques = pd.factorize(frame[col], use_na_sentinel=False)
-        key = key * len(uniques) + codes
-        # the text of each distinct value, as str() of its object (a missing one reads "nan")
+    for col in PROVENANCE_FIELDS:  # a column the table lacks reads as missing ("nan")
+        values = ok[col] if col in ok.columns else pd.Series(np.nan, index=ok.index)
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        key = key * max(len(uniques), 1) + codes
         parts.append(pd.Series(uniques).to_numpy(dtype=object).astype(str))
     combo, combos = pd.factorize(key)
-    text = np.empty(len(combos), dtype=object)
     rest = np.asarray(combos, dtype=np.int64).copy()
-    pieces = []
-    for part in reversed(parts):
-        pieces.append(part[rest % len(part)])
+    values = {}
+    for col, part in zip(reversed(PROVENANCE_FIELDS), reversed(parts)):
+        values[col] = part[rest % len(part)]
         rest //= len(part)
-    text[:] = [sep.join(map(str, p)) for p in zip(*reversed(pieces))]
-    order = np.argsort(text.astype(str), kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    sorted_text = text[order]
-    # equal strings from different combinations (e.g. "a:b" + "c" vs "a" + "b:c") share a code
-    distinct, first = np.unique(sorted_text.astype(str), return_index=True)
-    code_of_rank = np.searchsorted(distinct, sorted_text.astype(str))
-    return code_of_rank[rank[combo]], distinct.astype(object)
-
-
-def _joined_sets(item_codes: np.ndarray, n_items: int, value_codes: np.ndarray,
-                 uniques: np.ndarray) -> np.ndarray:
-    """Per item: ",".join(sorted(set(values of the item))), on columns (`value_codes` index the
-    sorted distinct values `uniques`). Each distinct set is joined once: an item's set is a bit
-    mask over the distinct values."""
-    if len(uniques) > 62:  # too many distinct values for a mask: join per item
-        values = np.asarray(uniques, dtype=object)[value_codes]
-        frame = pd.DataFrame({"i": item_codes, "v": values}).drop_duplicates()
-        frame = frame.sort_values(["i", "v"])
-        joined = frame.groupby("i", sort=True)["v"].agg(",".join)
-        return joined.reindex(range(n_items)).to_numpy(dtype=object)
-    masks = np.zeros(n_items, dtype=np.int64)
-    np.bitwise_or.at(masks, item_codes, np.left_shift(np.int64(1), value_codes.astype(np.int64)))
-    distinct, inverse = np.unique(masks, return_inverse=True)
-    names = [",".join(str(uniques[b]) for b in range(len(uniques)) if (int(m) >> b) & 1)
-             for m in distinct]
-    return np.array(names, dtype=object)[inverse]
+    return np.asarray(combo, dtype=np.int64), pd.DataFrame(values)[list(PROVENANCE_FIELDS)]
 
 
 # -- built-in aggregators ------------------------------------------------------------------
@@ -242,6 +242,15 @@ def _bad_row(judgments: pd.DataFrame, mask: Any, what: str) -> AggregationInputE
         f"{r['principle']!r}, order {r['order']!r}: {what}, got value={r['value']!r}{more}")
 
 
+def _isin(column: pd.Series, values: tuple[str, ...]) -> np.ndarray:
+    """`column.isin(values)` as a numpy mask; a categorical's categories are tested once."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = np.asarray(column.cat.codes)
+        hit = np.append(column.cat.categories.isin(values), False)  # code -1: missing
+        return hit[codes]
+    return column.isin(values).to_numpy()
+
+
 def check_judgments(judgments: pd.DataFrame) -> None:
     """Refuse rows no method can use: an unknown mode, or an `ok` row whose value is NaN, a
     probability outside [0, 1] (pairwise, passfail) or a score outside [1, 10]."""
@@ -251,8 +260,8 @@ def check_judgments(judgments: pd.DataFrame) -> None:
             f"judgments table lacks column(s) {missing}; it needs {list(PAIRWISE_FIELDS)} "
             "(the long format that Panel.judge returns)")
     ok = (judgments["status"] == "ok").to_numpy()
-    mode = judgments["mode"].to_numpy()
-    bad_mode = ok & ~np.isin(mode, ("pairwise", "score", "passfail", "likelihood"))
+    mode = judgments["mode"]
+    bad_mode = ok & ~_isin(mode, ("pairwise", "score", "passfail", "likelihood"))
     if bad_mode.any():
         r = judgments[bad_mode].iloc[0]
         raise AggregationInputError(
@@ -264,12 +273,12 @@ def check_judgments(judgments: pd.DataFrame) -> None:
     if nan.any():
         raise _bad_row(judgments, nan, "status 'ok' needs a number (NaN or missing value); "
                        "mark unusable output as 'abstain'")
-    prob = ok & np.isin(mode, ("pairwise", "passfail", "likelihood")) \
+    prob = ok & _isin(mode, ("pairwise", "passfail", "likelihood")) \
         & ((value < 0) | (value > 1))
     if prob.any():
         raise _bad_row(judgments, prob, "a probability must lie in [0, 1]")
     lo, hi = SCORE_RANGE
-    score = ok & (mode == "score") & ((value < lo) | (value > hi))
+    score = ok & (mode == "score").to_numpy() & ((value < lo) | (value > hi))
     if score.any():
         raise _bad_row(judgments, score, f"a score must lie in [{lo:g}, {hi:g}]")
 
@@ -295,6 +304,15 @@ def check_weights(weights: Mapping[str, float], critics: Sequence[str]) -> dict[
     return out
 
 
+def _present(values: pd.Series) -> pd.Index:
+    """The distinct values of a column: of a categorical, the categories some row uses."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = np.asarray(values.cat.codes)
+        used = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) > 0
+        return values.cat.categories[used]
+    return pd.Index(pd.unique(values))
+
+
 def _decision_frame(out: Any) -> tuple[Any, pd.DataFrame]:
     model, dec = out if isinstance(out, tuple) else (None, out)
     if not isinstance(dec, pd.DataFrame):
@@ -314,7 +332,10 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     """Fuse judgments into per-item decisions with a registered method (built in: vote,
     majority, bt, ds, conservative; see `available_aggregators()`).
 
-    Without `items`, each item's number of responses is inferred from the judgments' orders.
+    The table is first reduced to its working columns, text dictionary-encoded once
+    (`columnar`; a `PanelResult.working_table()` already is), so every step works on integer
+    codes. Without `items`, each item's number of responses is inferred from the judgments'
+    orders.
     Bad input raises `AggregationInputError` (see the module docstring); an item the method
     cannot order comes out undecided and flagged, never as response 0.
 
@@ -323,8 +344,8 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     `calibrate_share` is PriDe's share of items used to estimate it. The removed priors are
     in `Aggregation.calibration`.
     """
-    with shared_rows():  # the vote, flags and rules read one set of pairwise rows
-        return _aggregate(judgments, items, method=method, rules=rules,
+    with shared_rows(), young_gc():  # the vote, flags and rules read one set of rows
+        return _aggregate(columnar(judgments), items, method=method, rules=rules,
                           critic_weights=critic_weights, gold=gold, calibrate=calibrate,
                           calibrate_share=calibrate_share, **options)
 
@@ -374,24 +395,28 @@ def _aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None, *, m
     # labels as objects before reindexing: a missing item must not turn response 0 into 0.0
     dec["label"] = pd.Series([int(v) if isinstance(v, (int, np.integer)) else v
                               for v in dec["label"]], index=dec.index, dtype=object)
-    dec = dec.reindex(item_ids)
-    no_evidence = ~dec.index.isin(pd.unique(ok["item_id"]))
+    index = pd.Index(item_ids, dtype=object)
+    dec = dec.reindex(index)
+    no_evidence = ~index.isin(_present(ok["item_id"]))
     dec["label"] = dec["label"].astype(object).where(dec["label"].notna() & ~no_evidence,
                                                      "abstain")
     dec.loc[no_evidence, "p0"] = np.nan
     dec.loc[no_evidence, "margin"] = 0.0
     n_ballots = vres["n_ballots"] if len(vres) else pd.Series(dtype=float)
-    dec["n_critics"] = n_ballots.reindex(dec.index).fillna(0).astype(int)
-    dec = dec.reset_index().rename(columns={"index": "item_id"})
+    dec["n_critics"] = n_ballots.reindex(index).fillna(0).to_numpy().astype(int)
+    dec = dec.reset_index(drop=True)
+    dec.insert(0, "item_id", index.to_numpy())
+    # the flags come one row per item id, in the same order: joined by position
     flags = disagreement_flags(judgments, item_ids, rules)
-    dec = dec.merge(flags, on="item_id", how="left")
+    for col in flags.columns.drop("item_id"):
+        dec[col] = flags[col].to_numpy()
     dec["margin"] = dec["margin"].astype(float).fillna(0.0)
     dec["share"] = dec["share"].astype(float).fillna(0.0)
     dec["entropy"] = dec["entropy"].astype(float)
     dec["p0"] = dec["p0"].astype(float)
     dec = apply_rules(dec, judgments, k_of, rules)
-    decided = dec["final"].map(lambda v: isinstance(v, (int, np.integer)))
-    dec["undecided"] = (dec["label"].isin(UNDECIDED) & ~decided).astype(bool)
+    decided = _is_response(dec["final"].to_numpy(dtype=object))
+    dec["undecided"] = (dec["label"].isin(UNDECIDED).to_numpy() & ~decided).astype(bool)
     cols = ["item_id", "final", "label", "p0", "margin", "share", "entropy", "n_critics",
             *FLAG_COLUMNS, "veto_override", "vetoed", "n_position_flips", "critic_p0_std"]
     modes = ok.drop_duplicates("critic").set_index("critic")["mode"]

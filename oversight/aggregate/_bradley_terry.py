@@ -33,7 +33,7 @@ from scipy.special import expit
 from scipy.stats import norm
 
 from oversight._deprecated import moved
-from oversight.aggregate._ballots import PAIRWISE_FIELDS, _check_columns
+from oversight.aggregate._ballots import PAIRWISE_FIELDS, _check_columns, sorted_codes
 from oversight.aggregate._strength_solver import (
     StrengthFit,
     _as_index,
@@ -178,9 +178,10 @@ def _soft_rows(judgments: pd.DataFrame, weight_by: str | None) -> pd.DataFrame:
     if ok.empty:
         raise ValueError("judgments table has no usable pairwise rows (status 'ok', mode "
                          "'pairwise', value not null)")
-    codes, orders = pd.factorize(ok["order"].astype(str))  # parse each distinct order once
+    codes, orders = pd.factorize(ok["order"])  # parse each distinct order once
     try:
-        shown = np.array([[int(x) for x in o.split(",")] for o in orders], dtype=np.int64)
+        shown = np.array([[int(x) for x in str(o).split(",")] for o in orders],
+                         dtype=np.int64)
     except ValueError:
         shown = np.zeros((0, 0), dtype=np.int64)
     if shown.shape != (len(orders), 2):
@@ -192,8 +193,9 @@ def _soft_rows(judgments: pd.DataFrame, weight_by: str | None) -> pd.DataFrame:
         raise ValueError("pairwise judgments need 'value' in [0, 1] and two distinct, "
                          "non-negative response indices in 'order'")
     weight = np.ones(len(ok)) if weight_by is None else ok[weight_by].astype(float).to_numpy()
-    return pd.DataFrame({"item_id": ok["item_id"].to_numpy(), "a": a, "b": b, "p": p,
-                         "weight": weight})
+    item = ok["item_id"]  # a categorical stays one (its codes group the items for free)
+    return pd.DataFrame({"item_id": item.array if isinstance(item.dtype, pd.CategoricalDtype)
+                         else item.to_numpy(), "a": a, "b": b, "p": p, "weight": weight})
 
 
 def _entity_table(rows: pd.DataFrame, entity_of: Any) -> pd.DataFrame:
@@ -275,7 +277,8 @@ class BradleyTerry(StrengthModel):
         if self.scope == "global":
             return self._fit_global(judgments, entity_of)
         rows = _soft_rows(judgments, self.weight_by)
-        codes, items = pd.factorize(rows["item_id"], sort=True)
+        codes, distinct = sorted_codes(rows["item_id"])
+        items = np.asarray(distinct, dtype=object)
         a, b = rows["a"].to_numpy(), rows["b"].to_numpy()
         sizes = np.zeros(len(items), dtype=np.int64)
         np.maximum.at(sizes, codes, np.maximum(a, b) + 1)

@@ -21,9 +21,9 @@ def _label_from(probs: np.ndarray) -> tuple[list[Any], np.ndarray]:
     """Best response per row (or 'tie'), and its margin over the runner-up."""
     order = np.sort(probs, axis=1)
     margin = order[:, -1] - order[:, -2]
-    best = probs.argmax(axis=1)
-    labels = ["tie" if is_tie(m) else int(b) for b, m in zip(best, margin)]
-    return labels, margin
+    labels = probs.argmax(axis=1).astype(object)
+    labels[is_tie(margin)] = "tie"
+    return list(labels), margin
 
 
 def ds_decisions(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None,
@@ -39,7 +39,8 @@ def ds_decisions(judgments: pd.DataFrame, gold: Mapping[str, int] | None = None,
     if len(probs) == 0:
         return model, pd.DataFrame(columns=["label", "p0", "margin"])
     if k_of:
-        ks = np.array([k_of.get(i, probs.shape[1]) for i in model.probas_.index])
+        ks = pd.Series(k_of, dtype=float).reindex(model.probas_.index) \
+            .fillna(probs.shape[1]).to_numpy(dtype=np.int64)
         absent = np.arange(probs.shape[1])[None, :] >= ks[:, None]
         if absent.any():
             probs = np.where(absent, 0.0, probs)
@@ -64,21 +65,27 @@ def bt_decisions(judgments: pd.DataFrame, **options: Any) -> tuple[Any, pd.DataF
     graph is not connected is "undecided" (margin 0, p0 NaN)."""
     model = BradleyTerry(scope="item", **options).fit(judgments)
     prefs = model.preferences_.set_index("item_id")
-    s = model.strengths_.pivot_table(index="item_id", columns="response",
-                                     values="log_strength")
+    st = model.strengths_
+    response = st["response"].to_numpy()
     p0 = pd.Series(np.nan, index=prefs.index)
-    if 0 in s.columns and 1 in s.columns:
-        d = (s[0] - s[1]).reindex(prefs.index)
+    if (response == 0).any() and (response == 1).any():
+        def strength(r: int) -> pd.Series:
+            rows = st[response == r]
+            return pd.Series(rows["log_strength"].to_numpy(), index=rows["item_id"].to_numpy())
+
+        d = strength(0).reindex(prefs.index) - strength(1).reindex(prefs.index)
         p0 = 1.0 / (1.0 + np.exp(-d))
     p_best = prefs["p_best_beats_runner_up"].astype(float)
     margin = (2.0 * p_best - 1.0).abs()
     # A graph that is not connected (e.g. one judgment, no prior) cannot order the responses:
     # undecided, never the first index that a sort of incomparable strengths puts on top.
     connected = prefs["connected"].to_numpy(dtype=bool) & np.isfinite(p_best.to_numpy())
-    labels = ["undecided" if not c else "tie" if is_tie(m) else int(b)
-              for b, m, c in zip(prefs["best"], margin, connected)]
+    labels = prefs["best"].to_numpy().astype(np.int64).astype(object)
+    labels[is_tie(margin.to_numpy())] = "tie"
+    labels[~connected] = "undecided"
     margin = margin.where(connected, 0.0)
     p0 = p0.where(connected, np.nan)
-    dec = pd.DataFrame({"label": labels, "p0": p0.to_numpy(), "margin": margin.to_numpy()},
+    dec = pd.DataFrame({"label": list(labels), "p0": p0.to_numpy(),
+                        "margin": margin.to_numpy()},
                        index=prefs.index)
     return model, dec

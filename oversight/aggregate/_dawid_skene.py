@@ -63,7 +63,7 @@ def critic_labels(judgments: pd.DataFrame, mode: str = "all") -> pd.DataFrame:
     out = pd.DataFrame({"item_id": b["item_id"].to_numpy(), "critic": b["critic"].to_numpy(),
                         "label": b["vote"].to_numpy(dtype=int),
                         "p": b["p0"].to_numpy(dtype=float)})
-    return out.sort_values(["item_id", "critic"], kind="stable").reset_index(drop=True)[cols]
+    return out[cols]  # ballots come sorted by (item_id, critic)
 
 
 # --------------------------------------------------------------------------- numeric core

@@ -10,6 +10,9 @@ is better) for two-response items, else NaN) and `margin` (>= 0). It needs no ba
         ...
 
 registers it with the options it declares (its keyword-only parameters, or `options=`).
+The judgments it receives are the working table (`columnar`): the columns in
+`WORKING_COLUMNS` (the long format's fields without raw output, rationale and reason), each
+text column a pandas categorical, so masks and groupbys move integer codes.
 `aggregate(method="median", floor=0.1)` then runs it, followed by the panel rules and flags,
 and rejects options it does not declare. A panel file that defines one makes it usable from
 `Panel(method="median")` and `oversight aggregate --method median --panel FILE`.

@@ -28,6 +28,8 @@ from oversight.aggregate._ballots import (
     PAIRWISE_FIELDS,
     TIE_TOL,
     _check_columns,
+    codes_of,
+    columnar,
     is_tie,
     response_support,
 )
@@ -72,13 +74,12 @@ def _verdict_columns(sup: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     if len(sup) == 0:
         empty = np.zeros(0, dtype=object)
         return empty, empty, np.zeros(0, dtype=np.int64), 0
-    item = sup["item_id"].to_numpy(dtype=object)
-    critic = sup["critic"].to_numpy(dtype=object)
+    item_codes, critic_codes = codes_of(sup["item_id"]), codes_of(sup["critic"])
     response = sup["response"].to_numpy(dtype=np.int64)
     vals = sup["support"].to_numpy(dtype=float)
     vals = np.where(np.isnan(vals), -np.inf, vals)
     new = np.ones(len(sup), dtype=bool)
-    new[1:] = (item[1:] != item[:-1]) | (critic[1:] != critic[:-1])
+    new[1:] = (item_codes[1:] != item_codes[:-1]) | (critic_codes[1:] != critic_codes[:-1])
     starts = np.flatnonzero(new)
     group = np.cumsum(new) - 1
     best = np.maximum.reduceat(vals, starts)
@@ -87,7 +88,9 @@ def _verdict_columns(sup: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     n_match = np.bincount(group[match], minlength=len(starts))
     first = np.minimum.reduceat(np.where(match, response, np.iinfo(np.int64).max), starts)
     code = np.where(best == -np.inf, _ABSTAIN, np.where(n_match == 1, first, _TIE))
-    return item[starts], critic[starts], code, len(starts)
+    item = sup["item_id"].iloc[starts].to_numpy(dtype=object)
+    critic = sup["critic"].iloc[starts].to_numpy(dtype=object)
+    return item, critic, code, len(starts)
 
 
 def _verdict_objects(code: np.ndarray) -> np.ndarray:
@@ -106,23 +109,49 @@ def position_flips(judgments: pd.DataFrame) -> pd.DataFrame:
     are responses and they differ). Score and pass/fail critics have no shown order and never
     appear. Columns: item_id, critic, forward, reverse, flip."""
     _check_columns(judgments, PAIRWISE_FIELDS)
-    fi, fc, fv, nf = _verdict_columns(response_support(judgments, orders="forward"))
-    ri, rc, rv, nr = _verdict_columns(response_support(judgments, orders="reverse"))
+    judgments = columnar(judgments)  # both orders' tables then share the same codes
+    fwd = response_support(judgments, orders="forward")
+    rev = response_support(judgments, orders="reverse")
+    fi, fc, fv, nf = _verdict_columns(fwd)
+    ri, rc, rv, nr = _verdict_columns(rev)
     cols = ["item_id", "critic", "forward", "reverse", "flip"]
     if not nf or not nr:
         return pd.DataFrame([], columns=cols)
-    # one key per (item, critic) over both tables; sorted keys sort as the (item, critic) tuples
-    item_codes, items = pd.factorize(np.concatenate([fi, ri]), sort=True)
-    critic_codes, critics = pd.factorize(np.concatenate([fc, rc]), sort=True)
-    key = item_codes.astype(np.int64) * len(critics) + critic_codes
-    _, at_f, at_r = np.intersect1d(key[:nf], key[nf:], assume_unique=True,
-                                   return_indices=True)
+    # one key per (item, critic) from the shared category codes; both tables are sorted by it
+    n_critics = len(fwd["critic"].cat.categories)
+    key_f = _pair_key(fwd, n_critics)
+    key_r = _pair_key(rev, n_critics)
+    at_f, at_r = _matches(key_f, key_r)
     if not len(at_f):
         return pd.DataFrame([], columns=cols)
     a, b = fv[at_f], rv[at_r]
     return pd.DataFrame({"item_id": fi[at_f], "critic": fc[at_f],
                          "forward": _verdict_objects(a), "reverse": _verdict_objects(b),
                          "flip": (a >= 0) & (b >= 0) & (a != b)}, columns=cols)
+
+
+def _pair_key(sup: pd.DataFrame, n_critics: int) -> np.ndarray:
+    """item code * n_critics + critic code, one per (item, critic) group of a sorted
+    `response_support` table (the groups `_verdict_columns` returns, in order)."""
+    item, critic = codes_of(sup["item_id"]), codes_of(sup["critic"])
+    key = item * n_critics + critic
+    new = np.ones(len(key), dtype=bool)
+    new[1:] = key[1:] != key[:-1]
+    return key[new]
+
+
+def _matches(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in `a` and in `b` of the keys both hold (each key at most once per array),
+    in `a`'s order: by a lookup table when the key range is small, else by sorting."""
+    top = int(max(a.max(), b.max())) + 1
+    if top <= 4 * (len(a) + len(b)) + 64:
+        where_b = np.full(top, -1, dtype=np.int64)
+        where_b[b] = np.arange(len(b))
+        at_b = where_b[a]
+        hit = at_b >= 0
+        return np.flatnonzero(hit), at_b[hit]
+    _, at_a, at_b = np.intersect1d(a, b, assume_unique=True, return_indices=True)
+    return at_a, at_b
 
 
 def position_flip_rates(judgments: pd.DataFrame, critics: Iterable[str] | None = None

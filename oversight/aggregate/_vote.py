@@ -13,7 +13,15 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from oversight.aggregate._ballots import TIE_TOL, is_tie, response_support
+from oversight.aggregate._ballots import (
+    TIE_TOL,
+    _memoized,
+    codes_of,
+    is_tie,
+    item_positions,
+    response_support,
+    sorted_codes,
+)
 
 TIE = -1
 NO_VOTES = -2
@@ -63,26 +71,45 @@ def ballots(judgments: pd.DataFrame, unit: str = "critic") -> pd.DataFrame:
     pass/fail ballots (they vote, but their support is not that probability)."""
     if unit not in ("critic", "principle"):
         raise ValueError(f"unit={unit!r}: use 'critic' or 'principle'")
+    return _memoized(("ballots", unit), judgments, lambda: _ballots(judgments, unit))
+
+
+def _ballots(judgments: pd.DataFrame, unit: str) -> pd.DataFrame:
     by = ("item_id", "critic") if unit == "critic" else ("item_id", "critic", "principle")
     sup = response_support(judgments, by=by)
     if sup.empty:
         return pd.DataFrame(columns=[*by, "vote", "p0", "support"])
-    wide = sup.pivot_table(index=list(by), columns="response", values="support")
-    values = wide.to_numpy(dtype=float)
+    # one row per ballot and one column per response anyone supported (a pivot, on codes:
+    # the support table is sorted by `by`, so a ballot's rows are adjacent)
+    new = np.zeros(len(sup), dtype=bool)
+    new[0] = True
+    for col in by:
+        c = codes_of(sup[col])
+        new[1:] |= c[1:] != c[:-1]
+    group = np.cumsum(new) - 1
+    col_of, labels = sorted_codes(sup["response"].to_numpy(dtype=np.int64))
+    values = np.full((int(group[-1]) + 1, len(labels)), np.nan)
+    values[group, col_of] = sup["support"].to_numpy(dtype=float)
+    # as pivot_table: a ballot (or a response) without any support is left out
+    rows = ~np.isnan(values).all(axis=1)
+    cols = ~np.isnan(values[rows]).all(axis=0)
+    values, labels = values[rows][:, cols], labels[cols]
+    if not len(values):
+        return pd.DataFrame(columns=[*by, "vote", "p0", "support"])
+    first = np.flatnonzero(new)[rows]
     filled = np.where(np.isnan(values), -np.inf, values)
     best = filled.max(axis=1)
     n_best = is_tie(filled, best[:, None]).sum(axis=1)
     # The vote is a response index, not a column position: a response nobody supported on
     # any item has no column (found by the veto proof's property tests, tests/test_veto_proof).
-    labels = np.asarray(wide.columns, dtype=int)
     vote = np.where(n_best > 1, TIE, labels[filled.argmax(axis=1)])
-    out = wide.reset_index()[list(by)]
+    out = sup[list(by)].iloc[first].reset_index(drop=True)
     out["vote"] = vote
     # p0: response 0's share of the ballot's support on two-response items. A pairwise
     # ballot's supports already sum to 1 (P and 1 - P), so this is its P; a score ballot's
     # are expected 1-10 scores and a passfail ballot's are P(pass) per response, so without
     # the division a panel mixing modes averaged scores into a "probability" (it read ~2).
-    if 0 in wide.columns:
+    if len(labels) and labels[0] == 0:
         two = (~np.isnan(values)).sum(axis=1) == 2
         total = np.nansum(values, axis=1)
         out["p0"] = np.where(two & (total > 0), values[:, 0] / np.where(total > 0, total, 1.0),
@@ -112,7 +139,8 @@ class Vote:
 
     def fit(self, judgments: pd.DataFrame) -> Vote:
         b = ballots(judgments, self.unit)
-        items = pd.Index(pd.unique(judgments["item_id"]), name="item_id")
+        items = pd.Index(np.asarray(pd.unique(judgments["item_id"]), dtype=object),
+                         dtype=object, name="item_id")
         self.ballots_ = b
         if self.weighted:
             w = b["critic"].map(lambda c: float(self.critic_weights.get(c, 1.0))).to_numpy()
@@ -123,7 +151,7 @@ class Vote:
                                    ).to_numpy(dtype=float)
         else:
             w = np.ones(len(b))
-        group = items.get_indexer(b["item_id"]) if len(b) else np.zeros(0, dtype=int)
+        group = item_positions(b["item_id"], items) if len(b) else np.zeros(0, dtype=int)
         n_classes = max(2, int(b["vote"].max()) + 1 if len(b) else 2)
         t = tally(group, b["vote"].to_numpy(dtype=int), w, len(items), n_classes)
         n_ballots = np.bincount(group, minlength=len(items)) if len(b) else np.zeros(len(items))
@@ -142,7 +170,10 @@ class Vote:
                             "ties": ties.astype(int)})
         for k in range(n_classes):
             res[f"votes_{k}"] = t[:, k]
-        res["label"] = [_label(x) for x in winner]
+        label = winner.astype(object)
+        label[winner == TIE] = "tie"
+        label[winner == NO_VOTES] = "abstain"
+        res["label"] = label
         res["share"] = share
         res["margin"] = margin
         res["entropy"] = ent
@@ -151,10 +182,3 @@ class Vote:
         self.labels_ = res.set_index("item_id")["label"]
         return self
 
-
-def _label(x: int) -> int | str:
-    if x == TIE:
-        return "tie"
-    if x == NO_VOTES:
-        return "abstain"
-    return int(x)

@@ -59,35 +59,37 @@ class FunctionBackend:
                                                  name=self.model_id))
 
     def score_choices(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
-        out = []
+        out: list[ChoiceResult] = []
+        append, clock, judge, to_result = out.append, time.perf_counter, self._judge, \
+            self._to_result
         for req in requests:
-            t0 = time.perf_counter()
+            t0 = clock()
             try:
-                verdict = self._judge(req.context if req.context is not None else req)
+                verdict = judge(req.context if req.context is not None else req)
             except Exception as exc:  # a user's rule failing must not kill the run
-                out.append(ChoiceResult(error=f"{type(exc).__name__}: {exc}",
-                                        latency_s=time.perf_counter() - t0))
+                append(ChoiceResult(error=f"{type(exc).__name__}: {exc}",
+                                    latency_s=clock() - t0))
                 continue
-            out.append(self._to_result(verdict, req.choices, time.perf_counter() - t0))
+            append(to_result(verdict, req.choices, clock() - t0))
         return out
 
     @staticmethod
     def _to_result(verdict: Any, choices: tuple[str, ...], latency: float) -> ChoiceResult:
+        # ChoiceResult's fields by position: logprobs, text, tokens, latency_s
         if type(verdict) is float and len(choices) == 2 and 0.0 <= verdict <= 1.0:
             q = 1.0 - verdict  # the common case first, as below
-            return ChoiceResult(logprobs=(math.log(verdict) if verdict > 0 else -math.inf,
-                                          math.log(q) if q > 0 else -math.inf),
-                                latency_s=latency)
+            return ChoiceResult((math.log(verdict) if verdict > 0 else -math.inf,
+                                 math.log(q) if q > 0 else -math.inf), None, 0, latency)
         if verdict is None:
-            return ChoiceResult(text="", latency_s=latency)
+            return ChoiceResult(None, "", 0, latency)
         if isinstance(verdict, str):
             stripped = verdict.strip()
-            if stripped in choices:
-                return ChoiceResult(logprobs=logs([float(c == stripped) for c in choices]),
-                                    latency_s=latency)
-            return ChoiceResult(text=verdict, latency_s=latency)
+            if stripped in choices:  # log(1) = 0, log(0) = -inf, as `logs` gives
+                return ChoiceResult(tuple([0.0 if c == stripped else -math.inf
+                                           for c in choices]), None, 0, latency)
+            return ChoiceResult(None, verdict, 0, latency)
         if isinstance(verdict, Mapping):
-            unknown = set(verdict) - set(choices)
+            unknown = [c for c in verdict if c not in choices]
             if unknown:
                 return ChoiceResult(error=f"returned unknown choices {sorted(unknown)}; "
                                     f"valid: {list(choices)}", latency_s=latency)

@@ -45,7 +45,7 @@ def run_aggregate(console: Console, run_dir: Path, *, method: str | None, out: P
         raise OversightError(f"--method {wanted}: no aggregator of that name is registered "
                              f"(registered: {method_help()}); pass --panel FILE with the panel "
                              "file that registers it")
-    items, judgments = run.items, run.judgments
+    items, judgments = run.items, run.working_table()  # the columns the statistics read
     rules = run.rules
     if quorum is not None or supermajority is not None:
         rules = dataclasses.replace(

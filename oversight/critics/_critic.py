@@ -34,7 +34,7 @@ from oversight.backends import Backend, ChatPrompt, ChoiceRequest, ChoiceResult
 from oversight.constitution import Constitution, Principle, load_constitution
 from oversight.critics import _templates as T
 from oversight.critics._judgment import JUDGMENT_COLUMNS, Judgment, Mode
-from oversight.critics._parse import normalize, parse_choice
+from oversight.critics._parse import normalize, normalize_pair, parse_choice
 from oversight.data import Comparison
 
 MODES = ("pairwise", "score", "passfail", "likelihood")
@@ -42,6 +42,15 @@ CONTRASTS = ("violation", "neutral")
 # The order strings of 2- and 3-way items, made once (one shared string per order).
 _ORDER_TEXT = {shown: ",".join(map(str, shown)) for shown in
                [(0,), (1,), (2,), (0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)]}
+
+
+def _frozen(cls: type[Any], fields: dict[str, Any]) -> Any:
+    """`cls(**fields)` for a frozen dataclass given every field, already valid: the same
+    object, made by filling its `__dict__` instead of one `object.__setattr__` per field (a
+    third of the cost; the panel makes two per judgment)."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
 
 
 @dataclass(frozen=True)
@@ -261,7 +270,9 @@ class Critic:
                 shown_list = orders[item.k] = [(o, _ORDER_TEXT.get(o) or ",".join(map(str, o)))
                                                for o in self.orders(item)]
             for p in fixed if fixed is not None else self.select_principles(item):
-                out.extend([Task(item, p, shown, order) for shown, order in shown_list])
+                out.extend([_frozen(Task, {"item": item, "principle": p, "shown": shown,
+                                           "order": order})
+                            for shown, order in shown_list])
         return out
 
     # -- judging ---------------------------------------------------------------------------
@@ -301,7 +312,9 @@ class Critic:
         # critic) skips the templating.
         mode, render = self.mode, self._prompt
         requests = [ChoiceRequest(None, choices,
-                                  JudgeContext(t.item, t.shown, t.principle, mode, choices),
+                                  _frozen(JudgeContext, {"item": t.item, "shown": t.shown,
+                                                         "principle": t.principle,
+                                                         "mode": mode, "choices": choices}),
                                   build=partial(render, t, rationales[i]))
                     for i, t in enumerate(tasks)]
         return Prepared(list(tasks), requests, rationales, gen_tokens, gen_latency, choices)
@@ -338,16 +351,36 @@ class Critic:
         template, mode, choices = self.template, self.mode, prepared.choices
         keys = tuple(json.dumps(c, ensure_ascii=False) for c in choices)
         verdict = self._verdict_columns
+        # Two choices read from log-probs (nearly every pairwise and pass/fail verdict) take
+        # a short path here that computes what `_verdict_columns` would, byte for byte; any
+        # other result (an error, text, top tokens, too little mass) goes through it.
+        pair = mode in ("pairwise", "passfail") and len(choices) == 2
+        raw_a = '{"choices": {' + keys[0] + ": " if pair else ""
+        raw_b = ", " + keys[1] + ": " if pair else ""
+        min_mass = self.min_choice_mass
+        value: float | None
+        raw: str | None
+        mass: float | None
         out = []
-        for i, (task, res) in enumerate(zip(prepared.tasks, results)):
-            value, status, reason, raw, mass = verdict(res, choices, keys)
+        for task, res, rationale, gen_tokens, gen_latency in zip(
+                prepared.tasks, results, prepared.rationales, prepared.gen_tokens,
+                prepared.gen_latency):
+            lp = res.logprobs
+            if pair and lp is not None and res.error is None and not res.top and len(lp) == 2:
+                (pa, pb), mass = normalize_pair(lp[0], lp[1])
+                if mass > 0.0 and not mass < min_mass:
+                    value, status, reason = float(pa), "ok", None
+                    raw = f'{raw_a}{round(pa, 6)!r}{raw_b}{round(pb, 6)!r}}}, "top": {{}}}}'
+                else:
+                    value, status, reason, raw, mass = verdict(res, choices, keys)
+            else:
+                value, status, reason, raw, mass = verdict(res, choices, keys)
             p = task.principle
             # a backend's note (a verifier's reason) is the rationale unless one was generated
-            rationale = prepared.rationales[i] if prepared.rationales[i] is not None else res.note
             out.append((task.item.id, *head, p.id, p.kind, p.weight, template, task.order,
-                        mode, value, status, reason, raw, rationale, mass,
-                        res.tokens + prepared.gen_tokens[i],
-                        res.latency_s + prepared.gen_latency[i]))
+                        mode, value, status, reason, raw,
+                        res.note if rationale is None else rationale, mass,
+                        res.tokens + gen_tokens, res.latency_s + gen_latency))
         return out
 
     def judge_tasks(self, tasks: Sequence[Task]) -> list[Judgment]:

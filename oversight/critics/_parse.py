@@ -26,10 +26,13 @@ from collections.abc import Sequence
 _ANSWER = re.compile(r"(?:answer|verdict|score|choice)\s*(?:is)?\s*[:=\-]?\s*\**\s*\"?'?"
                      r"([A-Za-z]+|\d+)", re.IGNORECASE)
 _STRIP = " \t\r\n*\"'`.:()[]"
+_isfinite, _exp = math.isfinite, math.exp
 
 
 def normalize(logprobs: Sequence[float]) -> tuple[list[float], float]:
     """Probabilities renormalised over the choices, and the mass the choices held."""
+    if len(logprobs) == 2:
+        return normalize_pair(logprobs[0], logprobs[1])
     finite = [lp for lp in logprobs if math.isfinite(lp)]
     if not finite:
         return [math.nan] * len(logprobs), 0.0
@@ -38,6 +41,23 @@ def normalize(logprobs: Sequence[float]) -> tuple[list[float], float]:
     total = sum(exps)
     mass = total * math.exp(top)
     return [e / total for e in exps], mass
+
+
+def normalize_pair(a: float, b: float) -> tuple[list[float], float]:
+    """`normalize` of two log-probs (every pairwise and pass/fail verdict), with the same
+    arithmetic in the same order, so the same bits, at a third of the cost."""
+    if _isfinite(a):
+        if _isfinite(b):
+            top = a if a >= b else b  # max() keeps the first of equals, as here
+            ea, eb = _exp(a - top), _exp(b - top)
+        else:
+            top, ea, eb = a, 1.0, 0.0
+    elif _isfinite(b):
+        top, ea, eb = b, 0.0, 1.0
+    else:
+        return [math.nan, math.nan], 0.0
+    total = ea + eb
+    return [ea / total, eb / total], total * _exp(top)
 
 
 def reason_code(reason: str | None) -> str:

@@ -7,17 +7,17 @@ marker). The full aggregation layer lives in `oversight.aggregate`.
 
 from __future__ import annotations
 
-import gc
 import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oversight._deprecated import no_other_kwargs, renamed_attribute, renamed_kwarg, renamed_value
+from oversight._gc import young_gc
 from oversight.critics import JUDGMENT_COLUMNS, Critic, Judgment
 from oversight.data import Comparison, load_comparisons
 from oversight.panel._escalation import (
@@ -32,6 +32,7 @@ from oversight.store import JudgmentStore
 from oversight.store._columns import (
     Selection,
     concat,
+    dictionary_table,
     read_all_batches,
     read_batches,
     rows_to_table,
@@ -139,7 +140,7 @@ class Panel:
                 db.put_items(items)
                 for critic in self.critics:
                     db.put_critic(critic.config())
-            total = sum(_task_count(c, it) for c in self.critics for it in items)
+            total = _task_total(self.critics, items)
             state = {"done": 0, "last_commit": time.perf_counter()}
 
             def flush() -> None:
@@ -163,7 +164,7 @@ class Panel:
                                                for c in self.critics)
             units = self._units(items, db, fresh, chunk_items, batch_size, state, total,
                                 progress)
-            with _young_gc(50_000):
+            with young_gc(50_000):
                 (executor or LocalExecutor()).run(self.critics, units, record)
             if db is not None:
                 flush()
@@ -200,7 +201,15 @@ class Panel:
     def _units(self, items: Sequence[Comparison], db: JudgmentStore | None, fresh: bool,
                chunk_items: int, batch_size: int, state: dict[str, Any], total: int,
                progress: Progress | None) -> Iterator[WorkUnit]:
-        """Work units for what is missing, planned `chunk_items` items at a time."""
+        """Work units for what is missing, planned `chunk_items` items at a time.
+
+        With a store, items are judged in item-id order, the order of the store's key: each
+        commit's rows then extend the key index at one place per critic instead of dirtying
+        pages all over it (random-id inserts rewrote most of the index at every commit, so
+        the cost per row grew with the store). Which items a kill leaves unjudged changes;
+        what is stored, and every result read back from it, does not."""
+        if db is not None:
+            items = sorted(items, key=_item_id)
         cached = 0
         for start in range(0, len(items), chunk_items):
             chunk = items[start:start + chunk_items]
@@ -243,24 +252,24 @@ class Panel:
         return record
 
 
-@contextmanager
-def _young_gc(threshold: int) -> Iterator[None]:
-    """Collect the young generation every `threshold` allocations instead of 700 while the
-    run allocates its short-lived requests and rows: CPython's collector otherwise rescans
-    the run's long-lived items again and again (30% of a function-critic run's time)."""
-    old = gc.get_threshold()
-    gc.set_threshold(max(threshold, old[0]), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
+def _item_id(item: Comparison) -> str:
+    return item.id
 
 
-def _task_count(critic: Critic, item: Comparison) -> int:
-    p = critic.principles
-    n_p = len(critic.constitution) if p == "all" else p if isinstance(p, int) else \
-        len(critic.select_principles(item))
-    return n_p * len(critic.orders(item))
+def _task_total(critics: Sequence[Critic], items: Sequence[Comparison]) -> int:
+    """How many tasks `critic.tasks(items)` plans for all critics, counted without planning:
+    the principles per item are fixed (or k sampled) and the orders depend only on K."""
+    per_k: dict[int, int] = defaultdict(int)
+    for it in items:
+        per_k[len(it.responses)] += 1
+    total = 0
+    for critic in critics:
+        p = critic.principles
+        n_p = (p if isinstance(p, int) and not isinstance(p, bool)  # k sampled per item
+               else len(critic.select_principles(None)))  # type: ignore[arg-type]
+        for k, n_items in per_k.items():
+            total += n_items * n_p * len(critic.orders(Comparison("", ("",) * k)))
+    return total
 
 
 def _selection(critic: Critic, items: Sequence[Comparison]) -> Selection:
@@ -370,6 +379,7 @@ class PanelResult:
         self.method_options = dict(method_options or {})
         self.source = source
         self.escalation = escalation
+        self._working: Any = None
 
     aggregator = renamed_attribute("PanelResult", "aggregator", "method")
     aggregator_options = renamed_attribute("PanelResult", "aggregator_options", "method_options")
@@ -412,7 +422,7 @@ class PanelResult:
         from oversight.aggregate import aggregate
 
         opts = {**(self.method_options if method is None else {}), **options}
-        judgments = self._columns(AGGREGATE_COLUMNS)
+        judgments = self.working_table()
         present = set(judgments["critic"])
         # The critics' own weights, for the critics that have judgments (a critic with none
         # has nothing to weigh); weights passed here are checked as given.
@@ -473,6 +483,17 @@ class PanelResult:
     def judgments(self) -> pd.DataFrame:
         """The long-format judgments table (pandas), one row per judgment."""
         return _to_pandas(self.to_arrow())
+
+    def working_table(self) -> pd.DataFrame:
+        """The columns aggregation reads (`oversight.aggregate.WORKING_COLUMNS`), text as
+        pandas categoricals, read from the store a batch at a time: what `aggregate`,
+        flags and rules work on, at a fraction of the full table's memory."""
+        from oversight.aggregate import WORKING_COLUMNS, columnar
+
+        if self._working is None:  # read once per result: the report and CLI reuse it
+            self._working = columnar(dictionary_table(self.batches(WORKING_COLUMNS),
+                                                      WORKING_COLUMNS).to_pandas())
+        return self._working
 
     def _columns(self, columns: Sequence[str]) -> pd.DataFrame:
         return _to_pandas(self.to_arrow(columns))

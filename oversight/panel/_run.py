@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from oversight._deprecated import renamed_attribute, renamed_kwarg
-from oversight.critics import JUDGMENT_COLUMNS, Judgment
 from oversight.data import Comparison
 from oversight.errors import OversightError
 
@@ -145,17 +144,23 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any] | None:
 @dataclass
 class Run:
     """A run read back: its items, its critics' judgments (exactly the run's fingerprints),
-    the human review labels kept apart, and the panel's aggregator, options and rules."""
+    the human review labels kept apart, and the panel's aggregator, options and rules.
+
+    The judgments stay in the store until asked for, and are read as columns (Arrow
+    batches), never one object per row: `judgments` and `human_judgments` (pandas, read once
+    and kept), `result()` (a `PanelResult` reading from the store), `working_table()` (the
+    columns aggregation reads, text dictionary-encoded)."""
 
     path: Path
     items: list[Comparison]
-    judgments: Any  # pandas DataFrame, the run's critics only
-    human_judgments: Any  # pandas DataFrame, critic "human"
     critics: list[dict[str, Any]]
     method: str = "vote"
     method_options: dict[str, Any] = field(default_factory=dict)
     rules: Any = None
     info: dict[str, Any] = field(default_factory=dict)
+    selections: list[Any] = field(default_factory=list, repr=False)
+    human_selections: list[Any] = field(default_factory=list, repr=False)
+    _frames: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     aggregator = renamed_attribute("Run", "aggregator", "method")
     aggregator_options = renamed_attribute("Run", "aggregator_options", "method_options")
@@ -168,14 +173,49 @@ class Run:
     def critic_names(self) -> list[str]:
         return [c["name"] for c in self.critics]
 
-    def result(self) -> Any:
-        """This run as a PanelResult (human labels left out: they are evidence, not a vote)."""
-        from oversight.panel._panel import PanelResult
+    @property
+    def judgments(self) -> Any:
+        """The run's critics' judgments as one pandas table (`JUDGMENT_COLUMNS`)."""
+        return self._frame("judgments", self.selections)
 
-        rows = [Judgment.from_dict(r) for r in self.judgments.to_dict("records")]
-        return PanelResult(items=self.items, judgment_rows=rows, critics=self.critics,
-                           method=self.method, rules=self.rules,
-                           method_options=dict(self.method_options))
+    @property
+    def human_judgments(self) -> Any:
+        """The `human` critic's labels on the run's items (evidence, never a vote)."""
+        return self._frame("human", self.human_selections)
+
+    def _frame(self, key: str, selections: list[Any]) -> Any:
+        if key not in self._frames:
+            from oversight.store._columns import concat, read_batches, to_pandas
+
+            # human labels on other items of the store are not this run's evidence
+            ids = [it.id for it in self.items] if key == "human" else None
+            self._frames[key] = to_pandas(concat(
+                read_batches(self._db_path, selections, ids) if selections else []))
+        return self._frames[key]
+
+    @property
+    def _db_path(self) -> Path:
+        from oversight.store import run_store
+
+        return run_store(self.path)
+
+    def result(self) -> Any:
+        """This run as a PanelResult reading from the store (human labels left out: they
+        are evidence, not a vote)."""
+        from oversight.panel._panel import PanelResult, StoreSource
+
+        if "result" in self._frames:
+            return self._frames["result"]
+        self._frames["result"] = PanelResult(
+            items=self.items, critics=self.critics, method=self.method, rules=self.rules,
+            method_options=dict(self.method_options),
+            source=StoreSource(self._db_path, list(self.selections)))
+        return self._frames["result"]
+
+    def working_table(self) -> Any:
+        """The columns aggregation reads, text as pandas categoricals (see
+        `PanelResult.working_table`)."""
+        return self.result().working_table()
 
     def aggregate(self, method: str | None = None, **options: Any) -> Any:
         """The panel's aggregation (its method, options and rules unless overridden)."""
@@ -211,10 +251,10 @@ def _select_critics(store_critics: list[dict[str, Any]], info: dict[str, Any] | 
 
 
 def open_run(run_dir: str | Path) -> Run:
-    """Read a run directory (or a store file) through its run.json; see the module docs."""
-    import pandas as pd
-
+    """Read a run directory (or a store file) through its run.json; see the module docs.
+    Nothing is read row by row: the judgments stay in the store until asked for."""
     from oversight.store import JudgmentStore, run_store
+    from oversight.store._columns import Selection
 
     db_path = run_store(run_dir)
     run_dir = db_path.parent
@@ -224,21 +264,20 @@ def open_run(run_dir: str | Path) -> Run:
         critics = _select_critics(store_critics, info, str(run_dir))
         fps = [c["fingerprint"] for c in critics]
         human_fps = [c["fingerprint"] for c in store_critics if c.get("name") == HUMAN]
-        rows = db.judgments(fingerprints=fps)
-        human = db.judgments(fingerprints=human_fps) if human_fps else []
-        all_items = db.items()
-    if not rows:
+        judged = db.item_ids(fingerprints=fps)
+        all_items = db.items() if judged else []
+    if not judged:
         raise OversightError(f"{db_path}: the store holds no judgments of this run's critics"
                              + (f" ({', '.join(c['name'] for c in critics)})" if critics
                                 else ""))
-    name_of = {c["fingerprint"]: c["name"] for c in critics}
-    for j in rows:  # a critic's name within the run is the run's, whatever the store says
-        j.critic = name_of.get(j.fingerprint, j.critic)
-    judged = {j.item_id for j in rows}
     items = [it for it in all_items if it.id in judged]
-    frame = pd.DataFrame([j.to_dict() for j in rows], columns=JUDGMENT_COLUMNS)
-    human_frame = pd.DataFrame([j.to_dict() for j in human if j.item_id in judged],
-                               columns=JUDGMENT_COLUMNS)
+    # a critic's name within the run is the run's, whatever the store says; rows come
+    # critic by critic in the order of the names they were stored under (as SQL ordered them)
+    stored_name = {c["fingerprint"]: c.get("name", "") for c in store_critics}
+    by_stored = sorted(critics, key=lambda c: (stored_name.get(c["fingerprint"], c["name"]),
+                                               c["fingerprint"]))
+    selections = [Selection(c["name"], c["fingerprint"]) for c in by_stored]
+    human = [Selection(HUMAN, fp) for fp in sorted(human_fps)]
     agg = (info or {}).get("aggregator") or {}
     if isinstance(agg, str):
         agg = {"method": agg}
@@ -249,7 +288,6 @@ def open_run(run_dir: str | Path) -> Run:
 
         rules = PanelRules(veto_critics=tuple(sorted(c["name"] for c in critics
                                                      if c.get("veto"))))
-    return Run(path=run_dir, items=items, judgments=frame, human_judgments=human_frame,
-               critics=critics, method=method,
+    return Run(path=run_dir, items=items, critics=critics, method=method,
                method_options=dict(agg.get("options") or {}), rules=rules,
-               info=dict(info or {}))
+               info=dict(info or {}), selections=selections, human_selections=human)

@@ -45,10 +45,11 @@ from oversight.aggregate import (
     reliability_bootstrap,
     wilson_ci,
 )
-from oversight.critics import JUDGMENT_COLUMNS, Judgment
+from oversight.critics import JUDGMENT_COLUMNS
 from oversight.data import Comparison
 from oversight.errors import OversightError
 from oversight.panel import PanelResult
+from oversight.panel._panel import TableSource
 
 HUMAN = "human"  # the critic name human review labels are stored under
 
@@ -57,6 +58,40 @@ def _as_frame(judgments: Any) -> pd.DataFrame:
     if isinstance(judgments, pd.DataFrame):
         return judgments
     return pd.DataFrame([j.to_dict() for j in judgments], columns=JUDGMENT_COLUMNS)
+
+
+def _arrow(frame: pd.DataFrame) -> Any:
+    """A judgments table as Arrow columns in `JUDGMENT_COLUMNS` order (no row objects)."""
+    import pyarrow as pa
+
+    from oversight.store._columns import SCHEMA
+
+    cols = {}
+    for field in SCHEMA:
+        col = frame[field.name] if field.name in frame.columns else None
+        if col is None:
+            cols[field.name] = pa.nulls(len(frame), type=field.type)
+        elif pa.types.is_string(field.type):
+            values = col.astype(object).to_numpy()
+            cols[field.name] = pa.array(values, type=field.type, from_pandas=True)
+        else:
+            cols[field.name] = pa.array(col.to_numpy(), type=field.type, from_pandas=True)
+    return pa.table(cols, schema=SCHEMA)
+
+
+class _ItemRows:
+    """One item's judgments from a table sorted once by item (not one frame per item)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        codes, ids = pd.factorize(frame["item_id"])
+        order = np.argsort(codes, kind="stable")
+        self._frame = frame.iloc[order].reset_index(drop=True)
+        bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
+        self._at = {str(i): (int(a), int(b)) for i, a, b in zip(ids, bounds[:-1], bounds[1:])}
+
+    def get(self, item_id: str) -> pd.DataFrame | None:
+        span = self._at.get(item_id)
+        return None if span is None else self._frame.iloc[span[0]:span[1]]
 
 
 class Analysis:
@@ -135,10 +170,9 @@ class Analysis:
     # -- the panel, without and with a reference ------------------------------------------
     @cached_property
     def result(self) -> PanelResult:
-        rows = [Judgment.from_dict(r) for r in self.judgments.to_dict("records")]
-        return PanelResult(items=self.items, judgment_rows=rows, critics=self.critics,
-                           method=self.method, rules=self.rules,
-                           method_options=self.method_options)
+        return PanelResult(items=self.items, critics=self.critics, method=self.method,
+                           rules=self.rules, method_options=self.method_options,
+                           source=TableSource(_arrow(self.judgments)))
 
     @cached_property
     def aggregation(self) -> Any:
@@ -364,8 +398,8 @@ class Analysis:
         return out
 
     @cached_property
-    def _judgments_by_item(self) -> dict[str, pd.DataFrame]:
-        return dict(tuple(self.all_judgments.groupby("item_id")))
+    def _judgments_by_item(self) -> _ItemRows:
+        return _ItemRows(self.all_judgments)
 
     # -- against reference labels ---------------------------------------------------------
     def reference_agreement(self, source: str = "reference") -> pd.DataFrame:

@@ -174,6 +174,23 @@ def write_parquet_parts(batches: Iterable[pa.RecordBatch], out_dir: str | Path, 
     return paths
 
 
+def dictionary_table(batches: Iterable[pa.RecordBatch], columns: Sequence[str]) -> pa.Table:
+    """The batches as one table whose text columns are dictionary-encoded batch by batch:
+    memory holds one batch of text at a time plus the integer indices, not every row's
+    strings (a run repeats a handful of critics, principles and orders, and each item id
+    once per judgment). `to_pandas` of it gives pandas categoricals."""
+    import pyarrow.compute as pc
+
+    out = []
+    for batch in batches:
+        arrays = [pc.dictionary_encode(col) if pa.types.is_string(col.type) else col
+                  for col in batch.columns]
+        out.append(pa.RecordBatch.from_arrays(arrays, names=batch.schema.names))
+    if not out:
+        return concat([], columns)
+    return pa.Table.from_batches(out).unify_dictionaries()
+
+
 def to_pandas(table: pa.Table) -> Any:
     """Arrow -> pandas, as the per-row table was: a text column with no value at all holds
     None (object dtype), the others pandas' string dtype."""
