@@ -13,9 +13,10 @@ threads are faster (README, "Judging on shared cores"). The wait policy itself
 No setting is right for both, and load comes and goes, so `ThreadTuner` measures: each
 forward pass runs with one of the candidate counts (all CPUs this process may use, halving
 down to 1), its seconds per token feed a running average per count, and the fastest count is
-used, while each slower one is tried again now and then (after 8 passes, doubling to at most
-every 64 while it keeps losing), so a change of load is noticed within a few dozen passes
-and probing costs at most a few per cent on a quiet machine. Pure logic, no torch: tested on
+used, while each slower one is tried again now and then (after 16 passes, doubling to at most
+every 128 while it keeps losing) and at once when the count in use slows down by half, so
+load that arrives is noticed within a pass or two, load that leaves within at most 128
+passes, and probing costs about a per cent on a quiet machine. Pure logic, no torch: tested on
 fake timings.
 """
 
@@ -78,8 +79,9 @@ class ThreadTuner:
     """
 
     candidates: tuple[int, ...]
-    probe_every: int = 8
-    max_probe_every: int = 64
+    probe_every: int = 16
+    max_probe_every: int = 128
+    jump: float = 1.5  # a pass this much slower than the average in use triggers a probe
     alpha: float = 0.5  # weight of the newest measurement in the count in use's average
     rate: dict[int, float] = field(default_factory=dict)  # seconds per token, per count
     passes: int = 0
@@ -136,3 +138,5 @@ class ThreadTuner:
         elif probe:
             self.interval = min(2 * self.interval, self.max_probe_every)
             self.next_probe = self.passes + self.interval
+        elif old is not None and value > self.jump * old:
+            self.next_probe = self.passes  # the count in use slowed down: load has arrived?
