@@ -52,8 +52,16 @@ def run(tuner: ThreadTuner, cost: dict[int, float], passes: int) -> list[int]:
     return used
 
 
-def test_tuner_moves_to_one_thread_when_two_are_slower_and_back_when_the_load_goes() -> None:
+def test_tuner_does_not_measure_the_first_pass() -> None:
     tuner = ThreadTuner((2, 1))
+    tuner.record(tuner.choose(), 100, 50.0)  # first forward: one-time costs, 50x slower
+    assert tuner.rate == {}
+    assert run(tuner, {2: 1.0, 1: 1.8}, 20)[:2] == [2, 1]
+    assert tuner.best() == 2
+
+
+def test_tuner_moves_to_one_thread_when_two_are_slower_and_back_when_the_load_goes() -> None:
+    tuner = ThreadTuner((2, 1), warmup=0)
     quiet = {2: 1.0, 1: 1.8}       # a quiet machine: 2 threads 1.8x faster
     contended = {2: 4.6, 1: 2.0}   # cores shared: 2 threads stall at every barrier
 
@@ -78,7 +86,7 @@ def test_tuner_moves_to_one_thread_when_two_are_slower_and_back_when_the_load_go
 
 
 def test_tuner_ignores_empty_passes_and_unknown_counts() -> None:
-    tuner = ThreadTuner((2, 1))
+    tuner = ThreadTuner((2, 1), warmup=0)
     tuner.record(2, 0, 1.0)
     tuner.record(3, 100, 1.0)
     tuner.record(1, 100, 0.0)

@@ -82,6 +82,7 @@ class ThreadTuner:
     probe_every: int = 16
     max_probe_every: int = 128
     jump: float = 1.5  # a pass this much slower than the average in use triggers a probe
+    warmup: int = 1  # first passes not measured (one-time allocations, first-call costs)
     alpha: float = 0.5  # weight of the newest measurement in the count in use's average
     rate: dict[int, float] = field(default_factory=dict)  # seconds per token, per count
     passes: int = 0
@@ -119,6 +120,9 @@ class ThreadTuner:
     def record(self, threads: int, tokens: int, seconds: float) -> None:
         """One forward pass of `tokens` tokens took `seconds` with `threads` threads."""
         if tokens <= 0 or seconds <= 0 or threads not in self.candidates:
+            return
+        if self.warmup > 0:
+            self.warmup -= 1
             return
         before = self.best()
         probe = before is not None and threads != before and threads in self.rate
