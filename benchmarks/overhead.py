@@ -192,6 +192,8 @@ def main() -> None:
             print(proc.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"size {size}: child failed")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
+        print("# " + json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                                  for k, v in r.items()}), flush=True)
         n = r["judgments"]
         per_m = {m: r.get(f"{m}_s", float("nan")) * 1e6 / n for m in ("vote", "ds", "bt", "flags")}
         r["per_million"] = per_m

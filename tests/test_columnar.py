@@ -86,3 +86,37 @@ def test_a_categorical_table_aggregates_as_its_strings(method):
     a = aggregate(frame, method=method).decisions
     b = aggregate(as_cat, method=method).decisions
     pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("kway", [False, True])
+@pytest.mark.parametrize("method", ["vote", "majority", "bt", "conservative"])
+def test_chunked_aggregation_equals_one_pass_without_items(method, kway, monkeypatch):
+    """A veto principle and abstentions, no items given: the chunked path (bounded memory)
+    decides exactly as one pass does. A table with K-way items is not chunked (the vote's
+    entropy is normalised over the whole table)."""
+    from oversight.aggregate import _aggregate as A
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(60):
+        k = 3 if kway and i % 4 == 0 else 2
+        for c in range(3):
+            for principle, kind in (("harm", "veto"), ("help", "soft")):
+                for a in range(k):
+                    for b in range(k):
+                        if a != b:
+                            rows.append({"item_id": f"it{i:03d}", "critic": f"c{c}",
+                                         "principle": principle, "principle_kind": kind,
+                                         "principle_weight": 1.0, "order": f"{a},{b}",
+                                         "mode": "pairwise", "value": float(rng.random()),
+                                         "status": "ok" if rng.random() > 0.1 else "abstain"})
+    frame = pd.DataFrame(rows)
+    one = aggregate(frame, method=method).decisions
+    monkeypatch.setattr(A, "CHUNK_JUDGMENTS", 100)
+    seen = []
+    real = A._aggregate
+    monkeypatch.setattr(A, "_aggregate", lambda *a, **k: seen.append(1) or real(*a, **k))
+    chunked = aggregate(frame, method=method).decisions
+    assert len(seen) == 1 if kway else len(seen) > 5
+    assert (one["veto_override"] | one["veto_conflict"]).any()  # the veto stage has work
+    pd.testing.assert_frame_equal(chunked, one)

@@ -344,10 +344,97 @@ def aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None = None
     `calibrate_share` is PriDe's share of items used to estimate it. The removed priors are
     in `Aggregation.calibration`.
     """
-    with shared_rows(), young_gc():  # the vote, flags and rules read one set of rows
-        return _aggregate(columnar(judgments), items, method=method, rules=rules,
-                          critic_weights=critic_weights, gold=gold, calibrate=calibrate,
-                          calibrate_share=calibrate_share, **options)
+    kw = dict(method=method, rules=rules, critic_weights=critic_weights, gold=gold,
+              calibrate=calibrate, calibrate_share=calibrate_share, **options)
+    with young_gc():
+        work = columnar(judgments)
+        if (len(work) > CHUNK_JUDGMENTS and method in PER_ITEM_METHODS and calibrate is None
+                and not isinstance(critic_weights, str) and _pairs_only(work)):
+            return _aggregate_in_chunks(work, items, **kw)
+        with shared_rows():  # the vote, flags and rules read one set of rows
+            return _aggregate(work, items, **kw)
+
+
+CHUNK_JUDGMENTS = 1_000_000
+"""Above this many judgments, the per-item methods run over chunks of about this many."""
+PER_ITEM_METHODS = ("vote", "majority", "bt", "conservative")
+"""Built-in methods whose decision for an item reads only that item's judgments (Dawid-Skene,
+and `critic_weights="ds"` and `calibrate`, estimate from every item at once). Only tables of
+two-response items are chunked (`_pairs_only`)."""
+
+
+def _pairs_only(work: pd.DataFrame) -> bool:
+    """Every judgment shows responses 0 and 1 only. The vote's entropy is normalised by the
+    largest number of responses voted for anywhere in the table, so with K-way items a chunk
+    could normalise differently: those tables aggregate in one pass."""
+    orders = work["order"].cat.categories if isinstance(work["order"].dtype,
+                                                         pd.CategoricalDtype) else []
+    try:
+        return all(int(x) in (0, 1) for o in orders for x in str(o).split(","))
+    except ValueError:
+        return False
+
+
+def _aggregate_in_chunks(work: pd.DataFrame, items: Sequence[Comparison] | None,
+                         **kw: Any) -> Aggregation:
+    """`_aggregate` over consecutive chunks of items of about `CHUNK_JUDGMENTS` judgments
+    each, the results concatenated in item order: the same decisions (every step of these
+    methods, the rules and the flags is per item), with the intermediates of one chunk alive
+    at a time instead of all of them (about 300 bytes per judgment)."""
+    codes = np.asarray(work["item_id"].cat.codes, dtype=np.int64)
+    cats = work["item_id"].cat.categories
+    per_item = np.bincount(codes[codes >= 0], minlength=len(cats))
+    ids = [it.id for it in items] if items is not None else \
+        list(cats.take(pd.unique(codes[codes >= 0])))
+    at = cats.get_indexer(ids)
+    counts = np.where(at >= 0, per_item[np.maximum(at, 0)], 0)
+    bounds = [0]
+    total = 0
+    for n, c in enumerate(counts.tolist()):
+        if total and total + c > CHUNK_JUDGMENTS:
+            bounds.append(n)
+            total = 0
+        total += c
+    bounds.append(len(ids))
+    parts: list[Aggregation] = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        take = np.zeros(len(cats) + 1, dtype=bool)
+        chunk_at = at[lo:hi]
+        take[chunk_at[chunk_at >= 0]] = True
+        sub = work[take[codes]]
+        chunk_items = list(items[lo:hi]) if items is not None else None
+        with shared_rows():
+            part = _aggregate(sub, chunk_items, **kw)
+        parts.append(part)
+    first = parts[0]
+    prov = [p.provenance for p in parts if len(p.provenance)]
+    return Aggregation(
+        method=first.method, rules=first.rules,
+        decisions=pd.concat([p.decisions for p in parts], ignore_index=True),
+        model=_merged_model([p.model for p in parts]),
+        provenance=(pd.concat(prov, ignore_index=True).sort_values("item_id", kind="stable")
+                    .reset_index(drop=True) if prov else first.provenance),
+        left_out={k: v for p in parts for k, v in p.left_out.items()}, calibration=None)
+
+
+def _merged_model(models: list[Any]) -> Any:
+    """One fitted model from the chunks' models: each fitted table (an attribute ending in
+    "_") concatenated, each fitted count summed; other attributes from the first chunk."""
+    models = [m for m in models if m is not None]
+    if len(models) <= 1:
+        return models[0] if models else None
+    import copy
+
+    out = copy.copy(models[0])
+    for name in vars(models[0]):
+        if not name.endswith("_") or name.startswith("_"):
+            continue
+        values = [getattr(m, name, None) for m in models]
+        if all(isinstance(v, (pd.DataFrame, pd.Series)) for v in values):
+            setattr(out, name, pd.concat(values))
+        elif all(isinstance(v, (int, np.integer)) for v in values):
+            setattr(out, name, int(sum(int(v) for v in values if v is not None)))
+    return out
 
 
 def _aggregate(judgments: pd.DataFrame, items: Sequence[Comparison] | None, *, method: str,

@@ -157,6 +157,8 @@ def _shown_pairs(order: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     codes, uniques = pd.factorize(order)
     parsed = np.array([[int(x) for x in str(u).split(",")][:2] for u in uniques],
                       dtype=np.int64).reshape(-1, 2)
+    if len(parsed) and 0 <= parsed.min() and parsed.max() < 2**15:  # small response indices
+        parsed = parsed.astype(np.int16)
     return parsed[codes, 0], parsed[codes, 1]
 
 
@@ -219,7 +221,7 @@ def _response_support(judgments: pd.DataFrame, by: tuple[str, ...], orders: str
             keys[k] += [pw[k], pw[k]]
         p = pw["p_ab"].to_numpy(dtype=float)
         weight = pw["weight"].to_numpy(dtype=float)
-        response += [pw["a"].to_numpy(dtype=np.int64), pw["b"].to_numpy(dtype=np.int64)]
+        response += [pw["a"].to_numpy(), pw["b"].to_numpy()]
         s += [p, 1.0 - p]
         w += [weight, weight]
     if orders in ("all", "point"):
@@ -265,7 +267,8 @@ def _grouped_support(keys: dict[str, Any], response: np.ndarray, s: np.ndarray,
     for values in columns.values():
         codes, uniques = sorted_codes(values, dense=False)
         keep &= codes >= 0
-        combined = combined * max(len(uniques), 1) + np.maximum(codes, 0)
+        combined *= max(len(uniques), 1)  # in place: at 10^7 rows each temporary is 80 MB
+        combined += codes  # a missing code (-1) spoils only its own row, which is dropped
         levels.append(uniques)
     if not keep.all():
         combined, s, weight = combined[keep], s[keep], weight[keep]
@@ -299,8 +302,9 @@ def sorted_codes(values: Any, dense: bool = True) -> tuple[np.ndarray, Any]:
         cat = values.array if isinstance(values, pd.Series) else values
         raw = np.asarray(cat.codes, dtype=np.int64)
         cats = cat.categories
-        if not dense and cats.is_monotonic_increasing:
-            return raw, pd.Categorical.from_codes(np.arange(len(cats)), dtype=cat.dtype)
+        if not dense and cats.is_monotonic_increasing:  # the codes as they are, no copy
+            return (np.asarray(cat.codes),
+                    pd.Categorical.from_codes(np.arange(len(cats)), dtype=cat.dtype))
         present = np.bincount(raw[raw >= 0], minlength=len(cats)) > 0
         order = np.argsort(np.asarray(cats, dtype=object).astype(str), kind="stable") \
             if not cats.is_monotonic_increasing else np.arange(len(cats))
@@ -343,7 +347,8 @@ def dense_rank(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(key) and key.min() >= 0 and key.max() < 4 * len(key) + 64:
         present = np.bincount(key) > 0
         rank = np.cumsum(present) - 1
-        return np.flatnonzero(present), rank[key]
+        small = np.int32 if len(rank) < 2**31 else np.int64  # half the memory per row
+        return np.flatnonzero(present), rank.astype(small)[key]
     uniq, inverse = np.unique(key, return_inverse=True)
     return uniq, inverse.reshape(-1)
 
