@@ -31,8 +31,8 @@ from oversight.panel._run import is_run_store, write_run
 from oversight.store import JudgmentStore
 from oversight.store._columns import (
     Selection,
+    categorical_frame,
     concat,
-    dictionary_table,
     read_all_batches,
     read_batches,
     rows_to_table,
@@ -491,8 +491,8 @@ class PanelResult:
         from oversight.aggregate import WORKING_COLUMNS, columnar
 
         if self._working is None:  # read once per result: the report and CLI reuse it
-            self._working = columnar(dictionary_table(self.batches(WORKING_COLUMNS),
-                                                      WORKING_COLUMNS).to_pandas())
+            self._working = columnar(categorical_frame(self.batches(WORKING_COLUMNS),
+                                                       WORKING_COLUMNS))
         return self._working
 
     def _columns(self, columns: Sequence[str]) -> pd.DataFrame:

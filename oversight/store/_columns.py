@@ -174,21 +174,58 @@ def write_parquet_parts(batches: Iterable[pa.RecordBatch], out_dir: str | Path, 
     return paths
 
 
-def dictionary_table(batches: Iterable[pa.RecordBatch], columns: Sequence[str]) -> pa.Table:
-    """The batches as one table whose text columns are dictionary-encoded batch by batch:
-    memory holds one batch of text at a time plus the integer indices, not every row's
-    strings (a run repeats a handful of critics, principles and orders, and each item id
-    once per judgment). `to_pandas` of it gives pandas categoricals."""
+def categorical_frame(batches: Iterable[pa.RecordBatch], columns: Sequence[str]) -> Any:
+    """The batches as one pandas table whose text columns are categoricals with sorted
+    categories, built a batch at a time: each batch's text is dictionary-encoded and its few
+    distinct values looked up in a running dictionary per column, so memory holds one batch
+    of text, the integer codes (the smallest integer type that fits) and the distinct values,
+    never every row's strings (a run repeats a handful of critics, principles and orders, and
+    each item id once per judgment)."""
+    import numpy as np
+    import pandas as pd
     import pyarrow.compute as pc
 
-    out = []
+    cols = list(columns)
+    seen: dict[str, dict[Any, int]] = {}
+    parts: dict[str, list[Any]] = {c: [] for c in cols}
+    text: set[str] = set()
     for batch in batches:
-        arrays = [pc.dictionary_encode(col) if pa.types.is_string(col.type) else col
-                  for col in batch.columns]
-        out.append(pa.RecordBatch.from_arrays(arrays, names=batch.schema.names))
-    if not out:
-        return concat([], columns)
-    return pa.Table.from_batches(out).unify_dictionaries()
+        for c in cols:
+            col = batch.column(c)
+            if not pa.types.is_string(col.type):
+                parts[c].append(col.to_numpy(zero_copy_only=False))
+                continue
+            text.add(c)
+            enc = pc.dictionary_encode(col)
+            lookup = seen.setdefault(c, {})
+            values = enc.dictionary.to_pylist()
+            local = np.fromiter((lookup.setdefault(v, len(lookup)) for v in values),
+                                dtype=np.int64, count=len(values))
+            idx = enc.indices.to_numpy(zero_copy_only=False)  # nulls come back as floats
+            codes = np.full(len(col), -1, dtype=np.int32)
+            valid = enc.indices.is_valid().to_numpy(zero_copy_only=False)
+            codes[valid] = local[idx[valid].astype(np.int64)]
+            parts[c].append(codes)
+    if not any(parts.values()):
+        return to_pandas(concat([], cols))
+    out: dict[str, Any] = {}
+    for c in cols:
+        chunks = parts.pop(c)
+        if c not in text:
+            typ = SCHEMA.field(c).type
+            out[c] = (np.concatenate(chunks) if chunks else
+                      np.zeros(0, dtype=np.float64 if pa.types.is_floating(typ) else np.int64))
+            continue
+        codes = np.concatenate(chunks)
+        del chunks
+        values = np.array(list(seen[c]), dtype=object)
+        order = np.argsort(values.astype(str), kind="stable")
+        rank = np.empty(len(order) + 1, dtype=np.int32)
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        rank[-1] = -1  # a missing value (-1) stays missing
+        out[c] = pd.Categorical.from_codes(rank[codes], categories=pd.Index(values[order],
+                                                                          dtype=object))
+    return pd.DataFrame(out)
 
 
 def to_pandas(table: pa.Table) -> Any:
